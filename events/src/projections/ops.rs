@@ -1,0 +1,417 @@
+//! Row operations: the pure mapping from events to read-model rows.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::envelope::RecordedEvent;
+use crate::vocabulary::Event;
+
+/// A typed column value, bound natively by each adapter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+    Uuid(Uuid),
+}
+
+/// How a row operation meets an existing row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Create the row; do nothing if the key exists.
+    Insert,
+    /// Create the row or overwrite every given column and the document.
+    Replace,
+    /// Set the given columns and merge the document's top-level keys into an existing row.
+    Patch,
+}
+
+/// One change to one read-model row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowOp {
+    pub kind: OpKind,
+    pub table: &'static str,
+    pub key: Vec<(&'static str, Val)>,
+    pub cols: Vec<(&'static str, Val)>,
+    /// The row's document (whole for Insert/Replace, the keys to merge for Patch).
+    pub doc: Value,
+}
+
+/// A read of one read model's documents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocQuery {
+    pub table: &'static str,
+    pub filters: Vec<(&'static str, Val)>,
+    pub order_by: &'static str,
+    pub descending: bool,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl DocQuery {
+    pub fn new(table: &'static str, order_by: &'static str) -> Self {
+        DocQuery {
+            table,
+            filters: Vec::new(),
+            order_by,
+            descending: true,
+            limit: 100,
+            offset: 0,
+        }
+    }
+
+    pub fn filter(mut self, col: &'static str, v: Val) -> Self {
+        self.filters.push((col, v));
+        self
+    }
+
+    pub fn limit(mut self, limit: i64) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    pub fn offset(mut self, offset: i64) -> Self {
+        self.offset = offset;
+        self
+    }
+
+    pub fn ascending(mut self) -> Self {
+        self.descending = false;
+        self
+    }
+}
+
+fn text(s: &str) -> Val {
+    Val::Text(s.to_string())
+}
+
+fn status_patch(
+    table: &'static str,
+    id: Uuid,
+    status: &str,
+    at: DateTime<Utc>,
+    mut extra: Value,
+) -> RowOp {
+    extra["status"] = json!(status);
+    extra["updated_at"] = json!(at);
+    RowOp {
+        kind: OpKind::Patch,
+        table,
+        key: vec![("decision_id", Val::Uuid(id))],
+        cols: vec![("status", text(status)), ("updated_at", Val::Time(at))],
+        doc: extra,
+    }
+}
+
+fn service_state(service: &str, replicas: u32, at: DateTime<Utc>, decision: Uuid) -> RowOp {
+    RowOp {
+        kind: OpKind::Replace,
+        table: "service_state",
+        key: vec![("service", text(service))],
+        cols: vec![
+            ("replicas", Val::Int(replicas as i64)),
+            ("updated_at", Val::Time(at)),
+        ],
+        doc: json!({"service": service, "replicas": replicas, "updated_at": at, "last_decision_id": decision}),
+    }
+}
+
+/// The row operations one event implies for the read models.
+pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
+    let at = e.metadata.recorded_at;
+    match &e.event {
+        Event::ForecastMade(f) => {
+            let last = f.points.last();
+            let mut doc = serde_json::to_value(f).expect("serializable");
+            doc["recorded_at"] = json!(at);
+            let mut cols = vec![
+                ("service", text(&f.service)),
+                ("model", text(&f.model)),
+                ("model_version", text(&f.model_version)),
+                ("origin", Val::Time(f.origin)),
+                ("horizon_minutes", Val::Int(f.horizon_minutes)),
+                ("step_seconds", Val::Int(f.step_seconds)),
+                ("recorded_at", Val::Time(at)),
+            ];
+            if let Some(p) = last {
+                cols.extend([
+                    ("p10", Val::Float(p.p10)),
+                    ("p50", Val::Float(p.p50)),
+                    ("p90", Val::Float(p.p90)),
+                ]);
+            }
+            let mut ops = vec![
+                RowOp {
+                    kind: OpKind::Insert,
+                    table: "predictions",
+                    key: vec![("forecast_id", Val::Uuid(f.forecast_id))],
+                    cols,
+                    doc: doc.clone(),
+                },
+                RowOp {
+                    kind: OpKind::Replace,
+                    table: "current_predictions",
+                    key: vec![("service", text(&f.service))],
+                    cols: vec![
+                        ("forecast_id", Val::Uuid(f.forecast_id)),
+                        ("origin", Val::Time(f.origin)),
+                    ],
+                    doc,
+                },
+            ];
+            ops.extend(f.points.iter().enumerate().map(|(i, p)| RowOp {
+                kind: OpKind::Insert,
+                table: "prediction_points",
+                key: vec![
+                    ("forecast_id", Val::Uuid(f.forecast_id)),
+                    ("step", Val::Int(i as i64 + 1)),
+                ],
+                cols: vec![
+                    ("service", text(&f.service)),
+                    ("model", text(&f.model)),
+                    ("origin", Val::Time(f.origin)),
+                    ("at", Val::Time(p.at)),
+                    ("p10", Val::Float(p.p10)),
+                    ("p50", Val::Float(p.p50)),
+                    ("p90", Val::Float(p.p90)),
+                ],
+                doc: json!({"forecast_id": f.forecast_id, "step": i + 1, "at": p.at,
+                            "p10": p.p10, "p50": p.p50, "p90": p.p90}),
+            }));
+            ops
+        }
+        Event::DecisionProposed(d) => {
+            let status = if d.requires_approval { "proposed" } else { "approved" };
+            let mut doc = serde_json::to_value(d).expect("serializable");
+            doc["status"] = json!(status);
+            doc["proposed_at"] = json!(at);
+            doc["updated_at"] = json!(at);
+            doc["correlation_id"] = json!(e.metadata.correlation_id);
+            let mut cols = vec![
+                ("service", text(&d.service)),
+                ("strategy", text(&d.strategy)),
+                ("status", text(status)),
+                ("current_replicas", Val::Int(d.current.replicas as i64)),
+                ("target_replicas", Val::Int(d.target.replicas as i64)),
+                ("requires_approval", Val::Bool(d.requires_approval)),
+                ("proposed_at", Val::Time(at)),
+                ("updated_at", Val::Time(at)),
+            ];
+            if let Some(c) = d.estimated_hourly_cost {
+                cols.push(("estimated_hourly_cost", Val::Float(c)));
+            }
+            vec![RowOp {
+                kind: OpKind::Insert,
+                table: "scaling_decisions",
+                key: vec![("decision_id", Val::Uuid(d.decision_id))],
+                cols,
+                doc,
+            }]
+        }
+        Event::DecisionApproved(d) => vec![status_patch(
+            "scaling_decisions",
+            d.decision_id,
+            "approved",
+            at,
+            json!({"approved_by": d.approved_by, "approval_comment": d.comment}),
+        )],
+        Event::DecisionRejected(d) => vec![status_patch(
+            "scaling_decisions",
+            d.decision_id,
+            "rejected",
+            at,
+            json!({"rejected_by": d.rejected_by, "rejection_reason": d.reason}),
+        )],
+        Event::DecisionSuperseded(d) => vec![status_patch(
+            "scaling_decisions",
+            d.decision_id,
+            "superseded",
+            at,
+            json!({"superseded_by": d.superseded_by}),
+        )],
+        Event::ScalingStarted(s) => vec![status_patch(
+            "scaling_decisions",
+            s.decision_id,
+            "executing",
+            at,
+            json!({"executor": s.executor, "execution_started_at": at}),
+        )],
+        Event::ScalingSucceeded(s) => vec![
+            status_patch(
+                "scaling_decisions",
+                s.decision_id,
+                "executed",
+                at,
+                json!({"executed_at": at, "executed_replicas": s.replicas}),
+            ),
+            service_state(&s.service, s.replicas, at, s.decision_id),
+        ],
+        Event::ScalingFailed(s) => vec![status_patch(
+            "scaling_decisions",
+            s.decision_id,
+            "failed",
+            at,
+            json!({"error": s.error}),
+        )],
+        Event::VerificationPassed(v) => vec![status_patch(
+            "scaling_decisions",
+            v.decision_id,
+            "verified",
+            at,
+            json!({"verified_at": at, "verified_ready_replicas": v.ready_replicas}),
+        )],
+        Event::VerificationFailed(v) => vec![status_patch(
+            "scaling_decisions",
+            v.decision_id,
+            "verification_failed",
+            at,
+            json!({"verification_failed_at": at, "verification_error": v.reason,
+                   "verified_ready_replicas": v.ready_replicas}),
+        )],
+        Event::RollbackStarted(r) => vec![status_patch(
+            "scaling_decisions",
+            r.decision_id,
+            "rolling_back",
+            at,
+            json!({"rollback_reason": r.reason, "rollback_to": r.to}),
+        )],
+        Event::RollbackCompleted(r) => vec![
+            status_patch(
+                "scaling_decisions",
+                r.decision_id,
+                "rolled_back",
+                at,
+                json!({"rolled_back_at": at}),
+            ),
+            service_state(&r.service, r.replicas, at, r.decision_id),
+        ],
+        Event::BusinessEventScheduled(b) => {
+            let mut doc = serde_json::to_value(b).expect("serializable");
+            doc["status"] = json!("scheduled");
+            doc["updated_at"] = json!(at);
+            vec![RowOp {
+                kind: OpKind::Insert,
+                table: "business_events",
+                key: vec![("event_id", Val::Uuid(b.event_id))],
+                cols: vec![
+                    ("service", text(&b.service)),
+                    ("kind", text(&b.kind)),
+                    ("name", text(&b.name)),
+                    ("starts_at", Val::Time(b.starts_at)),
+                    ("ends_at", Val::Time(b.ends_at)),
+                    ("expected_impact", Val::Float(b.expected_impact)),
+                    ("status", text("scheduled")),
+                    ("source", text(&b.source)),
+                    ("updated_at", Val::Time(at)),
+                ],
+                doc,
+            }]
+        }
+        Event::BusinessEventUpdated(b) => {
+            let mut cols = vec![("updated_at", Val::Time(at))];
+            let mut doc = json!({"updated_at": at});
+            if let Some(v) = b.starts_at {
+                cols.push(("starts_at", Val::Time(v)));
+                doc["starts_at"] = json!(v);
+            }
+            if let Some(v) = b.ends_at {
+                cols.push(("ends_at", Val::Time(v)));
+                doc["ends_at"] = json!(v);
+            }
+            if let Some(v) = b.expected_impact {
+                cols.push(("expected_impact", Val::Float(v)));
+                doc["expected_impact"] = json!(v);
+            }
+            if let Some(v) = b.actual_impact {
+                cols.push(("actual_impact", Val::Float(v)));
+                doc["actual_impact"] = json!(v);
+            }
+            vec![RowOp {
+                kind: OpKind::Patch,
+                table: "business_events",
+                key: vec![("event_id", Val::Uuid(b.event_id))],
+                cols,
+                doc,
+            }]
+        }
+        Event::BusinessEventCancelled(b) => vec![RowOp {
+            kind: OpKind::Patch,
+            table: "business_events",
+            key: vec![("event_id", Val::Uuid(b.event_id))],
+            cols: vec![("status", text("cancelled")), ("updated_at", Val::Time(at))],
+            doc: json!({"status": "cancelled", "updated_at": at, "cancel_reason": b.reason}),
+        }],
+        Event::ConfigurationChanged(_) => Vec::new(),
+        Event::ModelEvaluated(m) => vec![RowOp {
+            kind: OpKind::Insert,
+            table: "model_performance",
+            key: vec![("id", Val::Uuid(e.metadata.event_id))],
+            cols: vec![
+                ("service", text(&m.service)),
+                ("model", text(&m.model)),
+                ("model_version", text(&m.model_version)),
+                ("horizon_minutes", Val::Int(m.horizon_minutes)),
+                ("window_start", Val::Time(m.window_start)),
+                ("window_end", Val::Time(m.window_end)),
+                ("mae", Val::Float(m.mae)),
+                ("mape", Val::Float(m.mape)),
+                ("rmse", Val::Float(m.rmse)),
+                ("coverage", Val::Float(m.coverage_p10_p90)),
+                ("points", Val::Int(m.points as i64)),
+            ],
+            doc: serde_json::to_value(m).expect("serializable"),
+        }],
+        Event::CostRecorded(c) => {
+            let mut doc = serde_json::to_value(c).expect("serializable");
+            doc["savings"] = json!(c.reactive_cost - c.actual_cost);
+            vec![RowOp {
+                kind: OpKind::Insert,
+                table: "cost_tracking",
+                key: vec![("id", Val::Uuid(e.metadata.event_id))],
+                cols: vec![
+                    ("service", text(&c.service)),
+                    ("period_start", Val::Time(c.period_start)),
+                    ("period_end", Val::Time(c.period_end)),
+                    ("replica_hours", Val::Float(c.replica_hours)),
+                    ("actual_cost", Val::Float(c.actual_cost)),
+                    ("reactive_cost", Val::Float(c.reactive_cost)),
+                    ("savings", Val::Float(c.reactive_cost - c.actual_cost)),
+                ],
+                doc,
+            }]
+        }
+        Event::AlertRaised(a) => {
+            let mut doc = serde_json::to_value(a).expect("serializable");
+            doc["raised_at"] = json!(at);
+            let mut cols = vec![
+                ("alert_type", text(&a.alert_type)),
+                ("severity", text(&a.severity)),
+                ("message", text(&a.message)),
+                ("raised_at", Val::Time(at)),
+            ];
+            if let Some(s) = &a.service {
+                cols.push(("service", text(s)));
+            }
+            vec![RowOp {
+                kind: OpKind::Insert,
+                table: "alert_logs",
+                key: vec![("alert_id", Val::Uuid(a.alert_id))],
+                cols,
+                doc,
+            }]
+        }
+        Event::AlertAcknowledged(a) => vec![RowOp {
+            kind: OpKind::Patch,
+            table: "alert_logs",
+            key: vec![("alert_id", Val::Uuid(a.alert_id))],
+            cols: vec![
+                ("acknowledged_by", text(&a.acknowledged_by)),
+                ("acknowledged_at", Val::Time(at)),
+            ],
+            doc: json!({"acknowledged_by": a.acknowledged_by, "acknowledged_at": at}),
+        }],
+    }
+}
