@@ -33,11 +33,7 @@ impl Metadata {
     }
 
     /// Metadata of an event caused by `cause`, in the same correlation chain.
-    pub fn caused_by_event(
-        cause: &Metadata,
-        caused_by: impl Into<String>,
-        recorded_at: DateTime<Utc>,
-    ) -> Self {
+    pub fn caused_by_event(cause: &Metadata, caused_by: impl Into<String>, recorded_at: DateTime<Utc>) -> Self {
         Metadata {
             event_id: Uuid::new_v4(),
             correlation_id: cause.correlation_id,

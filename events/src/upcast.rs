@@ -11,8 +11,8 @@ use crate::vocabulary::Event;
 
 /// Decodes a stored payload of any known version into the current [`Event`].
 pub fn decode(event_type: &str, stored_version: i32, payload: Value) -> Result<Event, StoreError> {
-    let current = Event::current_version(event_type)
-        .ok_or_else(|| StoreError::UnknownEventType(event_type.to_string()))?;
+    let current =
+        Event::current_version(event_type).ok_or_else(|| StoreError::UnknownEventType(event_type.to_string()))?;
     if stored_version > current || stored_version < 1 {
         return Err(StoreError::UnknownSchemaVersion {
             event_type: event_type.to_string(),

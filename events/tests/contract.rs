@@ -28,7 +28,12 @@ fn forecast(service: &str, origin_min: i64) -> Event {
         step_seconds: 300,
         horizon_minutes: 10,
         points: (1..=2)
-            .map(|k| ForecastPoint { at: t(origin_min + 5 * k), p10: 1.0, p50: 2.0 * k as f64, p90: 3.0 })
+            .map(|k| ForecastPoint {
+                at: t(origin_min + 5 * k),
+                p10: 1.0,
+                p50: 2.0 * k as f64,
+                p90: 3.0,
+            })
             .collect(),
         notes: vec![],
     })
@@ -39,7 +44,11 @@ fn new(e: Event) -> NewEvent {
 }
 
 fn decision(id: Uuid, replicas: u32) -> Event {
-    let cfg = |r| TargetConfig { replicas: r, instance_type: None, spot_share: 0.0 };
+    let cfg = |r| TargetConfig {
+        replicas: r,
+        instance_type: None,
+        spot_share: 0.0,
+    };
     Event::DecisionProposed(DecisionProposed {
         decision_id: id,
         service: "checkout".into(),
@@ -53,17 +62,28 @@ fn decision(id: Uuid, replicas: u32) -> Event {
         inputs: json!({"x": 1}),
         scores: json!({}),
         rollback_to: cfg(2),
-        verification: VerificationCriteria { ready_replicas: replicas, timeout_seconds: 300, max_utilization: None },
+        verification: VerificationCriteria {
+            ready_replicas: replicas,
+            timeout_seconds: 300,
+            max_utilization: None,
+        },
     })
 }
 
 async fn append_and_read(store: Arc<dyn EventStore>) {
     let a = store
-        .append("service/a", ExpectedVersion::NoStream, vec![new(forecast("a", 0)), new(forecast("a", 5))])
+        .append(
+            "service/a",
+            ExpectedVersion::NoStream,
+            vec![new(forecast("a", 0)), new(forecast("a", 5))],
+        )
         .await
         .unwrap();
     assert_eq!((a.version, a.position), (2, 2));
-    let b = store.append("service/b", ExpectedVersion::Any, vec![new(forecast("b", 0))]).await.unwrap();
+    let b = store
+        .append("service/b", ExpectedVersion::Any, vec![new(forecast("b", 0))])
+        .await
+        .unwrap();
     assert_eq!((b.version, b.position), (1, 3));
     let s = store.read_stream("service/a", 0).await.unwrap();
     assert_eq!(s.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1, 2]);
@@ -76,7 +96,14 @@ async fn append_and_read(store: Arc<dyn EventStore>) {
     // Payload and metadata survive the round trip exactly.
     let e = forecast("c", 7);
     let meta = Metadata::new("user:alice", t(3));
-    store.append("service/c", ExpectedVersion::Exact(0), vec![NewEvent::new(e.clone(), meta.clone())]).await.unwrap();
+    store
+        .append(
+            "service/c",
+            ExpectedVersion::Exact(0),
+            vec![NewEvent::new(e.clone(), meta.clone())],
+        )
+        .await
+        .unwrap();
     let got = store.read_stream("service/c", 0).await.unwrap().remove(0);
     assert_eq!(got.event, e);
     assert_eq!(got.metadata, meta);
@@ -84,14 +111,29 @@ async fn append_and_read(store: Arc<dyn EventStore>) {
 }
 
 async fn expected_versions(store: Arc<dyn EventStore>) {
-    store.append("s", ExpectedVersion::NoStream, vec![new(forecast("a", 0))]).await.unwrap();
-    let err = store.append("s", ExpectedVersion::NoStream, vec![new(forecast("a", 0))]).await.unwrap_err();
+    store
+        .append("s", ExpectedVersion::NoStream, vec![new(forecast("a", 0))])
+        .await
+        .unwrap();
+    let err = store
+        .append("s", ExpectedVersion::NoStream, vec![new(forecast("a", 0))])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
-    let err = store.append("s", ExpectedVersion::Exact(5), vec![new(forecast("a", 0))]).await.unwrap_err();
+    let err = store
+        .append("s", ExpectedVersion::Exact(5), vec![new(forecast("a", 0))])
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { actual: 1, .. }), "{err}");
-    store.append("s", ExpectedVersion::Exact(1), vec![new(forecast("a", 0))]).await.unwrap();
+    store
+        .append("s", ExpectedVersion::Exact(1), vec![new(forecast("a", 0))])
+        .await
+        .unwrap();
     assert_eq!(store.read_stream("s", 0).await.unwrap().len(), 2);
-    let err = store.append("", ExpectedVersion::Any, vec![new(forecast("a", 0))]).await.unwrap_err();
+    let err = store
+        .append("", ExpectedVersion::Any, vec![new(forecast("a", 0))])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("stream name"), "{err}");
 }
 
@@ -100,7 +142,9 @@ async fn concurrent_appends(store: Arc<dyn EventStore>) {
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.append("race", ExpectedVersion::Exact(0), vec![new(forecast("r", 0))]).await
+                store
+                    .append("race", ExpectedVersion::Exact(0), vec![new(forecast("r", 0))])
+                    .await
             })
         })
         .collect();
@@ -119,10 +163,14 @@ async fn concurrent_appends(store: Arc<dyn EventStore>) {
 async fn append_is_atomic(store: Arc<dyn EventStore>) {
     let dup = Metadata::new("test", t(0));
     let err = store
-        .append("atomic", ExpectedVersion::Any, vec![
-            NewEvent::new(forecast("a", 0), dup.clone()),
-            NewEvent::new(forecast("a", 5), dup),
-        ])
+        .append(
+            "atomic",
+            ExpectedVersion::Any,
+            vec![
+                NewEvent::new(forecast("a", 0), dup.clone()),
+                NewEvent::new(forecast("a", 5), dup),
+            ],
+        )
         .await;
     assert!(err.is_err(), "a duplicate event id must refuse the append");
     assert_eq!(store.head().await.unwrap(), 0, "nothing of a refused append is stored");
@@ -130,7 +178,10 @@ async fn append_is_atomic(store: Arc<dyn EventStore>) {
 
 async fn subscription_catches_up_then_follows(store: Arc<dyn EventStore>) {
     for i in 0..3 {
-        store.append("sub", ExpectedVersion::Any, vec![new(forecast("s", i))]).await.unwrap();
+        store
+            .append("sub", ExpectedVersion::Any, vec![new(forecast("s", i))])
+            .await
+            .unwrap();
     }
     let mut sub = Box::pin(subscribe(store.clone(), 1, Duration::from_millis(50)));
     let first: Vec<u64> = sub.by_ref().take(2).map(|e| e.unwrap().position).collect().await;
@@ -138,34 +189,73 @@ async fn subscription_catches_up_then_follows(store: Arc<dyn EventStore>) {
     let writer = store.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        writer.append("sub", ExpectedVersion::Any, vec![new(forecast("s", 9)), new(forecast("s", 10))]).await.unwrap();
+        writer
+            .append(
+                "sub",
+                ExpectedVersion::Any,
+                vec![new(forecast("s", 9)), new(forecast("s", 10))],
+            )
+            .await
+            .unwrap();
     });
-    let next = tokio::time::timeout(Duration::from_secs(10), sub.by_ref().take(2).map(|e| e.unwrap().position).collect::<Vec<_>>())
-        .await
-        .expect("the subscription follows new appends");
+    let next = tokio::time::timeout(
+        Duration::from_secs(10),
+        sub.by_ref().take(2).map(|e| e.unwrap().position).collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the subscription follows new appends");
     assert_eq!(next, vec![4, 5]);
 }
 
 async fn some_history(store: &dyn EventStore) -> Uuid {
     let id = Uuid::new_v4();
-    store.append("service/checkout", ExpectedVersion::Any, vec![new(forecast("checkout", 0))]).await.unwrap();
-    let stream = events::streams::decision(id);
-    store.append(&stream, ExpectedVersion::NoStream, vec![new(decision(id, 6))]).await.unwrap();
     store
-        .append(&stream, ExpectedVersion::Exact(1), vec![
-            new(Event::DecisionApproved(DecisionApproved { decision_id: id, approved_by: "alice".into(), comment: None })),
-            new(Event::ScalingStarted(ScalingStarted {
-                decision_id: id,
-                service: "checkout".into(),
-                from_replicas: 2,
-                to_replicas: 6,
-                executor: "simulated".into(),
-            })),
-            new(Event::ScalingSucceeded(ScalingSucceeded { decision_id: id, service: "checkout".into(), replicas: 6 })),
-        ])
+        .append(
+            "service/checkout",
+            ExpectedVersion::Any,
+            vec![new(forecast("checkout", 0))],
+        )
         .await
         .unwrap();
-    store.append("service/checkout", ExpectedVersion::Any, vec![new(forecast("checkout", 30))]).await.unwrap();
+    let stream = events::streams::decision(id);
+    store
+        .append(&stream, ExpectedVersion::NoStream, vec![new(decision(id, 6))])
+        .await
+        .unwrap();
+    store
+        .append(
+            &stream,
+            ExpectedVersion::Exact(1),
+            vec![
+                new(Event::DecisionApproved(DecisionApproved {
+                    decision_id: id,
+                    approved_by: "alice".into(),
+                    comment: None,
+                })),
+                new(Event::ScalingStarted(ScalingStarted {
+                    decision_id: id,
+                    service: "checkout".into(),
+                    from_replicas: 2,
+                    to_replicas: 6,
+                    executor: "simulated".into(),
+                })),
+                new(Event::ScalingSucceeded(ScalingSucceeded {
+                    decision_id: id,
+                    service: "checkout".into(),
+                    replicas: 6,
+                })),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .append(
+            "service/checkout",
+            ExpectedVersion::Any,
+            vec![new(forecast("checkout", 30))],
+        )
+        .await
+        .unwrap();
     id
 }
 
@@ -173,7 +263,12 @@ async fn dump(models: &dyn ReadModelStore) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for (table, key) in TABLES {
         out.push(json!(table));
-        out.extend(models.query(&DocQuery::new(table, key[0]).ascending().limit(10_000)).await.unwrap());
+        out.extend(
+            models
+                .query(&DocQuery::new(table, key[0]).ascending().limit(10_000))
+                .await
+                .unwrap(),
+        );
     }
     out
 }
@@ -190,7 +285,10 @@ async fn projections_rebuild_to_the_same(store: Arc<dyn EventStore>, models: Arc
     assert_eq!(d[0]["status"], "executed");
     assert_eq!(d[0]["approved_by"], "alice");
     assert_eq!(d[0]["target"]["replicas"], 6);
-    let current = models.query(&DocQuery::new("current_predictions", "origin")).await.unwrap();
+    let current = models
+        .query(&DocQuery::new("current_predictions", "origin"))
+        .await
+        .unwrap();
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["origin"], json!(t(30)));
     let live = dump(models.as_ref()).await;
@@ -199,7 +297,11 @@ async fn projections_rebuild_to_the_same(store: Arc<dyn EventStore>, models: Arc
     models.apply("another", &all).await.unwrap();
     assert_eq!(dump(models.as_ref()).await, live);
     rebuild(store.as_ref(), models.as_ref()).await.unwrap();
-    assert_eq!(dump(models.as_ref()).await, live, "a rebuild gives the live read models");
+    assert_eq!(
+        dump(models.as_ref()).await,
+        live,
+        "a rebuild gives the live read models"
+    );
 }
 
 async fn metrics_contract(m: Arc<dyn MetricStore>) {
@@ -213,11 +315,17 @@ async fn metrics_contract(m: Arc<dyn MetricStore>) {
     let batch: Vec<_> = (0..20).map(|i| s(i, i as f64)).collect();
     assert_eq!(m.insert_batch(&batch).await.unwrap(), 20);
     let r = m.range("checkout", "rps", t(5), t(10)).await.unwrap();
-    assert_eq!(r.iter().map(|x| x.value).collect::<Vec<_>>(), vec![5.0, 6.0, 7.0, 8.0, 9.0]);
+    assert_eq!(
+        r.iter().map(|x| x.value).collect::<Vec<_>>(),
+        vec![5.0, 6.0, 7.0, 8.0, 9.0]
+    );
     assert_eq!(r[0].labels, json!({"region": "eu"}));
     let b = m.aggregate("checkout", "rps", t(0), t(20), 300).await.unwrap();
     assert_eq!(b.len(), 4);
-    assert_eq!((b[1].start, b[1].avg, b[1].min, b[1].max, b[1].count), (t(5), 7.0, 5.0, 9.0, 5));
+    assert_eq!(
+        (b[1].start, b[1].avg, b[1].min, b[1].max, b[1].count),
+        (t(5), 7.0, 5.0, 9.0, 5)
+    );
     assert!(m.aggregate("checkout", "rps", t(0), t(20), 0).await.is_err());
     // A bad sample refuses the batch, names itself, and loses nothing stored before.
     let mut bad: Vec<_> = (20..25).map(|i| s(i, 1.0)).collect();
@@ -232,12 +340,18 @@ async fn metrics_contract(m: Arc<dyn MetricStore>) {
 
 async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::connect(dir.path().join("events.db").to_str().unwrap()).await.unwrap();
+    let s = SqliteStore::connect(dir.path().join("events.db").to_str().unwrap())
+        .await
+        .unwrap();
     (Arc::new(s), dir)
 }
 
 async fn pg() -> Arc<PgStore> {
-    Arc::new(PgStore::connect(&events::testing::fresh_postgres_url().await).await.unwrap())
+    Arc::new(
+        PgStore::connect(&events::testing::fresh_postgres_url().await)
+            .await
+            .unwrap(),
+    )
 }
 
 macro_rules! contract {
@@ -301,9 +415,15 @@ async fn metrics_postgres() {
     metrics_contract(s.clone()).await;
     // Without TimescaleDB, the samples landed in a monthly partition, not the default one.
     if !s.uses_timescale() {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics_y2024m03").fetch_one(s.pool()).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics_y2024m03")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
         assert_eq!(n, 5);
-        let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics_default").fetch_one(s.pool()).await.unwrap();
+        let d: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metrics_default")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
         assert_eq!(d, 0);
     }
 }
@@ -312,7 +432,9 @@ const V1_FORECAST: &str = r#"{"forecast_id":"6f1c1b0e-7d3c-4d59-9a57-9e8d1bb0f5a
 
 fn assert_upcast(e: &events::RecordedEvent) {
     assert_eq!(e.stored_schema_version, 1);
-    let Event::ForecastMade(f) = &e.event else { panic!("not a forecast") };
+    let Event::ForecastMade(f) = &e.event else {
+        panic!("not a forecast")
+    };
     assert_eq!(f.step_seconds, 300);
     assert_eq!(f.points.len(), 2);
     assert_eq!(f.points[0].at, Utc.with_ymd_and_hms(2024, 1, 1, 0, 5, 0).unwrap());
@@ -332,7 +454,10 @@ async fn upcasting_sqlite() {
     .unwrap();
     assert_upcast(&s.read_all(0, 10).await.unwrap()[0]);
     // The stored row keeps its old shape: upcasting happens on read only.
-    let v: i64 = sqlx::query_scalar("SELECT schema_version FROM events").fetch_one(s.pool()).await.unwrap();
+    let v: i64 = sqlx::query_scalar("SELECT schema_version FROM events")
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
     assert_eq!(v, 1);
 }
 
@@ -354,11 +479,18 @@ async fn upcasting_postgres() {
 #[tokio::test]
 async fn the_log_refuses_edits() {
     let (s, _dir) = sqlite().await;
-    s.append("x", ExpectedVersion::Any, vec![new(forecast("x", 0))]).await.unwrap();
+    s.append("x", ExpectedVersion::Any, vec![new(forecast("x", 0))])
+        .await
+        .unwrap();
     let err = sqlx::query("DELETE FROM events").execute(s.pool()).await.unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
     let p = pg().await;
-    p.append("x", ExpectedVersion::Any, vec![new(forecast("x", 0))]).await.unwrap();
-    let err = sqlx::query("UPDATE events SET stream = 'y'").execute(p.pool()).await.unwrap_err();
+    p.append("x", ExpectedVersion::Any, vec![new(forecast("x", 0))])
+        .await
+        .unwrap();
+    let err = sqlx::query("UPDATE events SET stream = 'y'")
+        .execute(p.pool())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
 }

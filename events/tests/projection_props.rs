@@ -50,7 +50,11 @@ fn id(kind: u8, n: u8) -> Uuid {
 }
 
 fn cfg(r: u32) -> TargetConfig {
-    TargetConfig { replicas: r, instance_type: None, spot_share: 0.0 }
+    TargetConfig {
+        replicas: r,
+        instance_type: None,
+        spot_share: 0.0,
+    }
 }
 
 fn to_event(c: &Cmd, i: usize) -> (String, Event) {
@@ -68,8 +72,18 @@ fn to_event(c: &Cmd, i: usize) -> (String, Event) {
                 step_seconds: 60,
                 horizon_minutes: 2,
                 points: vec![
-                    ForecastPoint { at: at(o + 1), p10: 1.0, p50: o as f64, p90: 9.0 },
-                    ForecastPoint { at: at(o + 2), p10: 1.0, p50: 2.0, p90: 9.0 },
+                    ForecastPoint {
+                        at: at(o + 1),
+                        p10: 1.0,
+                        p50: o as f64,
+                        p90: 9.0,
+                    },
+                    ForecastPoint {
+                        at: at(o + 2),
+                        p10: 1.0,
+                        p50: 2.0,
+                        p90: 9.0,
+                    },
                 ],
                 notes: vec![],
             }),
@@ -89,24 +103,44 @@ fn to_event(c: &Cmd, i: usize) -> (String, Event) {
                 inputs: json!({}),
                 scores: json!({}),
                 rollback_to: cfg(1),
-                verification: VerificationCriteria { ready_replicas: r, timeout_seconds: 60, max_utilization: None },
+                verification: VerificationCriteria {
+                    ready_replicas: r,
+                    timeout_seconds: 60,
+                    max_utilization: None,
+                },
             }),
         ),
         Cmd::Approve(d) => (
             format!("decision/{}", id(1, d)),
-            Event::DecisionApproved(DecisionApproved { decision_id: id(1, d), approved_by: "op".into(), comment: None }),
+            Event::DecisionApproved(DecisionApproved {
+                decision_id: id(1, d),
+                approved_by: "op".into(),
+                comment: None,
+            }),
         ),
         Cmd::Reject(d) => (
             format!("decision/{}", id(1, d)),
-            Event::DecisionRejected(DecisionRejected { decision_id: id(1, d), rejected_by: "op".into(), reason: None }),
+            Event::DecisionRejected(DecisionRejected {
+                decision_id: id(1, d),
+                rejected_by: "op".into(),
+                reason: None,
+            }),
         ),
         Cmd::Execute(d, r) => (
             format!("decision/{}", id(1, d)),
-            Event::ScalingSucceeded(ScalingSucceeded { decision_id: id(1, d), service: svc(d % 2), replicas: r }),
+            Event::ScalingSucceeded(ScalingSucceeded {
+                decision_id: id(1, d),
+                service: svc(d % 2),
+                replicas: r,
+            }),
         ),
         Cmd::RollBack(d) => (
             format!("decision/{}", id(1, d)),
-            Event::RollbackCompleted(RollbackCompleted { decision_id: id(1, d), service: svc(d % 2), replicas: 1 }),
+            Event::RollbackCompleted(RollbackCompleted {
+                decision_id: id(1, d),
+                service: svc(d % 2),
+                replicas: 1,
+            }),
         ),
         Cmd::Schedule(b) => (
             format!("business-event/{}", id(2, b)),
@@ -133,7 +167,10 @@ fn to_event(c: &Cmd, i: usize) -> (String, Event) {
         ),
         Cmd::Cancel(b) => (
             format!("business-event/{}", id(2, b)),
-            Event::BusinessEventCancelled(BusinessEventCancelled { event_id: id(2, b), reason: None }),
+            Event::BusinessEventCancelled(BusinessEventCancelled {
+                event_id: id(2, b),
+                reason: None,
+            }),
         ),
         Cmd::Alert(a) => (
             "alerts".into(),
@@ -147,7 +184,10 @@ fn to_event(c: &Cmd, i: usize) -> (String, Event) {
         ),
         Cmd::Ack(a) => (
             "alerts".into(),
-            Event::AlertAcknowledged(AlertAcknowledged { alert_id: id(3, a), acknowledged_by: "op".into() }),
+            Event::AlertAcknowledged(AlertAcknowledged {
+                alert_id: id(3, a),
+                acknowledged_by: "op".into(),
+            }),
         ),
     }
 }
@@ -156,7 +196,12 @@ async fn dump(models: &dyn ReadModelStore) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for (table, key) in TABLES {
         out.push(json!(table));
-        out.extend(models.query(&DocQuery::new(table, key[0]).ascending().limit(100_000)).await.unwrap());
+        out.extend(
+            models
+                .query(&DocQuery::new(table, key[0]).ascending().limit(100_000))
+                .await
+                .unwrap(),
+        );
     }
     out
 }

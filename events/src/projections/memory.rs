@@ -11,11 +11,13 @@ use crate::envelope::RecordedEvent;
 use crate::error::StoreError;
 
 type Row = (BTreeMap<&'static str, Val>, Value);
+/// Tables by name, each an ordered map from key to row.
+pub type Tables = HashMap<&'static str, BTreeMap<String, Row>>;
 
 /// Tables as ordered maps from key to (columns, document).
 #[derive(Default)]
 pub struct MemoryReadModels {
-    inner: Mutex<(HashMap<String, u64>, HashMap<&'static str, BTreeMap<String, Row>>)>,
+    inner: Mutex<(HashMap<String, u64>, Tables)>,
 }
 
 fn key_string(key: &[(&'static str, Val)]) -> String {
@@ -31,7 +33,7 @@ fn merge(doc: &mut Value, patch: &Value) {
 }
 
 /// Applies one row operation to in-memory tables, with the adapters' semantics.
-pub fn apply_op(tables: &mut HashMap<&'static str, BTreeMap<String, Row>>, op: &RowOp) {
+pub fn apply_op(tables: &mut Tables, op: &RowOp) {
     let table = tables.entry(op.table).or_default();
     let k = key_string(&op.key);
     match op.kind {

@@ -88,13 +88,7 @@ fn text(s: &str) -> Val {
     Val::Text(s.to_string())
 }
 
-fn status_patch(
-    table: &'static str,
-    id: Uuid,
-    status: &str,
-    at: DateTime<Utc>,
-    mut extra: Value,
-) -> RowOp {
+fn status_patch(table: &'static str, id: Uuid, status: &str, at: DateTime<Utc>, mut extra: Value) -> RowOp {
     extra["status"] = json!(status);
     extra["updated_at"] = json!(at);
     RowOp {
@@ -111,10 +105,7 @@ fn service_state(service: &str, replicas: u32, at: DateTime<Utc>, decision: Uuid
         kind: OpKind::Replace,
         table: "service_state",
         key: vec![("service", text(service))],
-        cols: vec![
-            ("replicas", Val::Int(replicas as i64)),
-            ("updated_at", Val::Time(at)),
-        ],
+        cols: vec![("replicas", Val::Int(replicas as i64)), ("updated_at", Val::Time(at))],
         doc: json!({"service": service, "replicas": replicas, "updated_at": at, "last_decision_id": decision}),
     }
 }

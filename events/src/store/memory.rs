@@ -67,11 +67,7 @@ impl EventStore for MemoryStore {
         Ok(Appended { version, position })
     }
 
-    async fn read_stream(
-        &self,
-        stream: &str,
-        after_version: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn read_stream(&self, stream: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
         let log = self.log.lock().expect("memory store poisoned");
         Ok(log
             .iter()

@@ -78,11 +78,7 @@ pub trait EventStore: Send + Sync + 'static {
     ) -> Result<Appended, StoreError>;
 
     /// Events of one stream with version > `after_version`, oldest first.
-    async fn read_stream(
-        &self,
-        stream: &str,
-        after_version: u64,
-    ) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn read_stream(&self, stream: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// Up to `limit` events with position > `after`, oldest first.
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
@@ -110,7 +106,12 @@ pub fn subscribe(
 ) -> impl Stream<Item = Result<RecordedEvent, StoreError>> + Send {
     const BATCH: usize = 512;
     futures::stream::unfold(
-        (store.clone(), after, std::collections::VecDeque::new(), store.head_watch()),
+        (
+            store.clone(),
+            after,
+            std::collections::VecDeque::new(),
+            store.head_watch(),
+        ),
         move |(store, mut pos, mut buf, mut watch)| async move {
             loop {
                 if let Some(e) = buf.pop_front() {

@@ -117,12 +117,14 @@ impl EventStore for PgStore {
     ) -> Result<Appended, StoreError> {
         validate_stream(stream)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(APPEND_LOCK).execute(&mut *tx).await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE stream = $1")
-                .bind(stream)
-                .fetch_one(&mut *tx)
-                .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE stream = $1")
+            .bind(stream)
+            .fetch_one(&mut *tx)
+            .await?;
         expected.check(stream, current as u64)?;
         let mut position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0)::BIGINT FROM events")
             .fetch_one(&mut *tx)
@@ -152,7 +154,10 @@ impl EventStore for PgStore {
         }
         tx.commit().await?;
         self.head.send_replace(position as u64);
-        Ok(Appended { version: version as u64, position: position as u64 })
+        Ok(Appended {
+            version: version as u64,
+            position: position as u64,
+        })
     }
 
     async fn read_stream(&self, stream: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -227,9 +232,17 @@ fn op_sql(op: &RowOp) -> String {
         }
         OpKind::Patch => {
             let n = op.cols.len();
-            let sets: Vec<String> = op.cols.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
-            let wheres: Vec<String> =
-                keys.iter().enumerate().map(|(i, c)| format!("{c} = ${}", n + 2 + i)).collect();
+            let sets: Vec<String> = op
+                .cols
+                .iter()
+                .enumerate()
+                .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
+                .collect();
+            let wheres: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = ${}", n + 2 + i))
+                .collect();
             format!(
                 "UPDATE {} SET {}{}doc = doc || ${} WHERE {}",
                 op.table,
@@ -259,11 +272,10 @@ impl ReadModelStore for PgStore {
             .bind(projection)
             .execute(&mut *tx)
             .await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-                .bind(projection)
-                .fetch_one(&mut *tx)
-                .await?;
+        let current: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+            .bind(projection)
+            .fetch_one(&mut *tx)
+            .await?;
         let mut pos = current as u64;
         let start = pos;
         for e in events.iter().filter(|e| e.position > start) {
@@ -298,18 +310,33 @@ impl ReadModelStore for PgStore {
     }
 
     async fn reset(&self) -> Result<(), StoreError> {
-        let tables: Vec<&str> = TABLES.iter().map(|(t, _)| *t).chain(["projection_checkpoints"]).collect();
-        sqlx::query(AssertSqlSafe(format!("TRUNCATE {}", tables.join(", ")))).execute(&self.pool).await?;
+        let tables: Vec<&str> = TABLES
+            .iter()
+            .map(|(t, _)| *t)
+            .chain(["projection_checkpoints"])
+            .collect();
+        sqlx::query(AssertSqlSafe(format!("TRUNCATE {}", tables.join(", "))))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
     async fn query(&self, q: &DocQuery) -> Result<Vec<serde_json::Value>, StoreError> {
-        let wheres: Vec<String> = q.filters.iter().enumerate().map(|(i, (c, _))| format!("{c} = ${}", i + 1)).collect();
+        let wheres: Vec<String> = q
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
+            .collect();
         let n = q.filters.len();
         let sql = format!(
             "SELECT doc FROM {} {} ORDER BY {} {} LIMIT ${} OFFSET ${}",
             q.table,
-            if wheres.is_empty() { String::new() } else { format!("WHERE {}", wheres.join(" AND ")) },
+            if wheres.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", wheres.join(" AND "))
+            },
             q.order_by,
             if q.descending { "DESC" } else { "ASC" },
             n + 1,
@@ -320,7 +347,9 @@ impl ReadModelStore for PgStore {
             query = bind(query, v);
         }
         let rows = query.bind(q.limit).bind(q.offset).fetch_all(&self.pool).await?;
-        rows.iter().map(|r| Ok(r.try_get::<serde_json::Value, _>("doc")?)).collect()
+        rows.iter()
+            .map(|r| Ok(r.try_get::<serde_json::Value, _>("doc")?))
+            .collect()
     }
 }
 
@@ -421,7 +450,10 @@ impl MetricStore for PgStore {
     }
 
     async fn apply_retention(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM metrics WHERE ts < $1").bind(cutoff).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM metrics WHERE ts < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
     }
 }

@@ -29,7 +29,11 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path` or a
     /// plain path) and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let url = if url.starts_with("sqlite:") { url.to_string() } else { format!("sqlite://{url}") };
+        let url = if url.starts_with("sqlite:") {
+            url.to_string()
+        } else {
+            format!("sqlite://{url}")
+        };
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -37,7 +41,10 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        let store = SqliteStore { pool, head: watch::channel(0).0 };
+        let store = SqliteStore {
+            pool,
+            head: watch::channel(0).0,
+        };
         let head = store.head().await?;
         store.head.send_replace(head);
         Ok(store)
@@ -102,11 +109,10 @@ impl EventStore for SqliteStore {
         validate_stream(stream)?;
         // IMMEDIATE takes the write lock now, so the version read below cannot go stale.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?")
-                .bind(stream)
-                .fetch_one(&mut *tx)
-                .await?;
+        let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?")
+            .bind(stream)
+            .fetch_one(&mut *tx)
+            .await?;
         expected.check(stream, current as u64)?;
         let mut position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut *tx)
@@ -137,7 +143,10 @@ impl EventStore for SqliteStore {
         }
         tx.commit().await?;
         self.head.send_replace(position as u64);
-        Ok(Appended { version: version as u64, position: position as u64 })
+        Ok(Appended {
+            version: version as u64,
+            position: position as u64,
+        })
     }
 
     async fn read_stream(&self, stream: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -212,7 +221,12 @@ fn op_sql(op: &RowOp) -> String {
             let sets: Vec<String> = op.cols.iter().map(|(c, _)| format!("{c} = ?")).collect();
             let wheres: Vec<String> = keys.iter().map(|c| format!("{c} = ?")).collect();
             let sets = sets.into_iter().chain(["doc = json_patch(doc, ?)".to_string()]);
-            format!("UPDATE {} SET {} WHERE {}", op.table, sets.collect::<Vec<_>>().join(", "), wheres.join(" AND "))
+            format!(
+                "UPDATE {} SET {} WHERE {}",
+                op.table,
+                sets.collect::<Vec<_>>().join(", "),
+                wheres.join(" AND ")
+            )
         }
     }
 }
@@ -229,11 +243,10 @@ impl ReadModelStore for SqliteStore {
 
     async fn apply(&self, projection: &str, events: &[RecordedEvent]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-                .bind(projection)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let current: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
+            .bind(projection)
+            .fetch_optional(&mut *tx)
+            .await?;
         let mut pos = current.unwrap_or(0) as u64;
         let start = pos;
         for e in events.iter().filter(|e| e.position > start) {
@@ -273,9 +286,13 @@ impl ReadModelStore for SqliteStore {
     async fn reset(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (table, _) in TABLES {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await?;
+            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("DELETE FROM projection_checkpoints").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM projection_checkpoints")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -285,7 +302,11 @@ impl ReadModelStore for SqliteStore {
         let sql = format!(
             "SELECT doc FROM {} {} ORDER BY {} {} LIMIT ? OFFSET ?",
             q.table,
-            if wheres.is_empty() { String::new() } else { format!("WHERE {}", wheres.join(" AND ")) },
+            if wheres.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", wheres.join(" AND "))
+            },
             q.order_by,
             if q.descending { "DESC" } else { "ASC" },
         );
@@ -398,7 +419,10 @@ impl MetricStore for SqliteStore {
     }
 
     async fn apply_retention(&self, cutoff: DateTime<Utc>) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM metrics WHERE ts < ?").bind(ms(cutoff)).execute(&self.pool).await?;
+        let r = sqlx::query("DELETE FROM metrics WHERE ts < ?")
+            .bind(ms(cutoff))
+            .execute(&self.pool)
+            .await?;
         Ok(r.rows_affected())
     }
 }

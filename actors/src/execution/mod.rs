@@ -1,0 +1,13 @@
+//! Execution: carries out approved decisions on a scale target, verifies them
+//! and rolls them back when verification fails.
+
+mod actor;
+mod simulated;
+mod target;
+
+pub use actor::ExecutionActor;
+pub use simulated::SimulatedCluster;
+pub use target::{ScaleTarget, TargetState};
+
+#[cfg(test)]
+mod tests;

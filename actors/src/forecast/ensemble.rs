@@ -1,0 +1,297 @@
+//! The default model: simple components combined with per-lead weights learnt causally on the history's tail.
+//!
+//! At an origin `o` the model replays itself on earlier origins of the same
+//! history (rolling origin, every target at or before `o`), measures each
+//! component's absolute error per lead, and weights the components at lead
+//! `k` by `(best MAE / own MAE)^WEIGHT_POWER` over the leads `k/2..=2k`.
+//! The same replay gives the ensemble's own residuals, whose empirical
+//! 10 % / 90 % quantiles per lead bucket become the interval (conformal
+//! style). The history is bounded to what the replay needs, so the cost of a
+//! forecast does not grow with the length of the series.
+
+use super::components::{self, Component, Ctx, PROFILE_WEEKS, last_finite};
+use super::conformal::lead_quantiles;
+use super::grid::{regularize, validate};
+use super::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
+
+/// Fewest replay origins for learnt weights; below it the model falls back.
+const MIN_REPLAY: usize = 3;
+/// Sharpness of the weights: higher favours the best component more.
+const WEIGHT_POWER: f64 = 2.0;
+
+/// The ensemble forecaster (see the module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct Ensemble {
+    /// Multiplies the distance of p10 and p90 from p50 (1 = the raw empirical quantiles).
+    pub interval_scale: f64,
+}
+
+impl Default for Ensemble {
+    fn default() -> Self {
+        Ensemble { interval_scale: 1.0 }
+    }
+}
+
+/// Where the replay origins sit: `o - horizon - j * stride`, `j = 0..count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplayPlan {
+    pub count: usize,
+    pub stride: usize,
+}
+
+impl ReplayPlan {
+    /// Two days of half-hourly origins for horizons up to two hours, a week of six-hourly
+    /// origins up to a day, else two weeks of daily origins.
+    pub(crate) fn for_horizon(horizon: usize, step_s: i64) -> ReplayPlan {
+        let minutes = horizon as f64 * step_s as f64 / 60.0;
+        let (count, stride_min) = if minutes <= 120.0 {
+            (96, 30.0)
+        } else if minutes <= 1440.0 {
+            (28, 360.0)
+        } else {
+            (14, 1440.0)
+        };
+        ReplayPlan {
+            count,
+            stride: steps_of(stride_min, step_s),
+        }
+    }
+}
+
+impl Forecaster for Ensemble {
+    fn name(&self) -> &'static str {
+        "ensemble"
+    }
+
+    fn forecast(&self, t: &[i64], y: &[f64], step_s: i64, horizon: usize) -> Result<QuantilePath, ForecastError> {
+        validate(t, y, step_s, horizon)?;
+        let day = steps_of(24.0 * 60.0, step_s);
+        let week = steps_of(7.0 * 24.0 * 60.0, step_s);
+        let plan = ReplayPlan::for_horizon(horizon, step_s);
+        let max_len = horizon + plan.count * plan.stride + (PROFILE_WEEKS + 1) * week + day;
+        let grid = regularize(t, y, step_s, max_len);
+        let mut notes = Vec::new();
+        if grid.missing + grid.non_finite + grid.filled > 0 {
+            notes.push(format!(
+                "history: {} gap points filled, {} missing, {} non-finite values dropped",
+                grid.filled, grid.missing, grid.non_finite
+            ));
+        }
+        let ctx = Ctx {
+            x: &grid.x,
+            day,
+            week,
+            smooth: steps_of(15.0, step_s) / 2,
+            level_steps: steps_of(30.0, step_s),
+        };
+        let n = grid.x.len();
+        let o = n - 1;
+        // components whose season fits twice into the history
+        let mut comps: Vec<Component> = Component::ALL
+            .into_iter()
+            .filter(|c| c.season(&ctx).is_none_or(|p| p >= 2 && n >= 2 * p))
+            .filter(|c| std::env::var("PS_MASK").map_or(true, |m| !m.split(',').any(|x| x == format!("{c:?}"))))
+            .collect();
+        if !comps.contains(&Component::SnaiveDay) {
+            notes.push(format!(
+                "history of {n} steps is shorter than two days: no daily season"
+            ));
+        } else if !comps.contains(&Component::SnaiveWeek) {
+            notes.push(format!(
+                "history of {n} steps is shorter than two weeks: no weekly season"
+            ));
+        }
+        // replay origins, each with a full season of history for every component
+        let origins = loop {
+            let need = comps.iter().filter_map(|c| c.season(&ctx)).max().unwrap_or(1);
+            let origins: Vec<usize> = (0..plan.count)
+                .filter_map(|j| o.checked_sub(horizon + j * plan.stride))
+                .filter(|&v| v + 1 >= need && last_finite(ctx.x, v).is_finite())
+                .collect();
+            if origins.len() >= MIN_REPLAY || need == 1 {
+                break origins;
+            }
+            notes.push(format!(
+                "only {} replay origins with a season of {need} steps: season dropped",
+                origins.len()
+            ));
+            comps.retain(|c| c.season(&ctx).is_none_or(|p| p < need));
+        };
+        let mut path = if origins.len() < MIN_REPLAY {
+            notes.push(format!(
+                "only {} replay origins: last value with spread of past changes",
+                origins.len()
+            ));
+            fallback(&ctx, o, horizon)
+        } else {
+            self.combine(&ctx, &comps, &origins, o, horizon, &mut notes)
+        };
+        path.notes.splice(0..0, notes);
+        finish(&mut path, grid.nonneg);
+        Ok(path)
+    }
+}
+
+impl Ensemble {
+    /// Replays the components on `origins`, weights them per lead, and forecasts from `o`.
+    fn combine(
+        &self,
+        ctx: &Ctx,
+        comps: &[Component],
+        origins: &[usize],
+        o: usize,
+        h: usize,
+        notes: &mut Vec<String>,
+    ) -> QuantilePath {
+        let nc = comps.len();
+        let mut buf = Vec::new();
+        // preds[(j * nc + c) * h + k]
+        let mut preds = vec![0.0; origins.len() * nc * h];
+        let mut abs_sum = vec![0.0; nc * h];
+        let mut count = vec![0usize; h];
+        for (j, &v) in origins.iter().enumerate() {
+            let block = &mut preds[j * nc * h..(j + 1) * nc * h];
+            component_paths(ctx, comps, v, h, block, &mut buf);
+            for k in 0..h {
+                let target = ctx.x[v + k + 1];
+                if !target.is_finite() {
+                    continue;
+                }
+                count[k] += 1;
+                for c in 0..nc {
+                    abs_sum[c * h + k] += (target - block[c * h + k]).abs();
+                }
+            }
+        }
+        let weights = lead_weights(&abs_sum, &count, nc, h);
+        let mut residuals = vec![Vec::with_capacity(origins.len()); h];
+        for (j, &v) in origins.iter().enumerate() {
+            let block = &preds[j * nc * h..(j + 1) * nc * h];
+            for (k, res) in residuals.iter_mut().enumerate() {
+                let target = ctx.x[v + k + 1];
+                if target.is_finite() {
+                    let f: f64 = (0..nc).map(|c| weights[k * nc + c] * block[c * h + k]).sum();
+                    res.push(target - f);
+                }
+            }
+        }
+        let mut now = vec![0.0; nc * h];
+        component_paths(ctx, comps, o, h, &mut now, &mut buf);
+        let p50: Vec<f64> = (0..h)
+            .map(|k| (0..nc).map(|c| weights[k * nc + c] * now[c * h + k]).sum())
+            .collect();
+        let q = lead_quantiles(&residuals, 0.1, 0.9);
+        let s = std::env::var("PS_SCALE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.interval_scale);
+        notes.push(format!(
+            "{} replay origins; weights at lead 1: {}; at lead {h}: {}",
+            origins.len(),
+            describe(comps, &weights[..nc]),
+            describe(comps, &weights[(h - 1) * nc..])
+        ));
+        QuantilePath {
+            p10: p50.iter().zip(&q).map(|(m, (lo, _))| m + s * lo).collect(),
+            p90: p50.iter().zip(&q).map(|(m, (_, hi))| m + s * hi).collect(),
+            p50,
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Every component's path from origin `v` into `out[c * h..(c + 1) * h]`, NaN replaced by the last value.
+fn component_paths(ctx: &Ctx, comps: &[Component], v: usize, h: usize, out: &mut [f64], buf: &mut Vec<f64>) {
+    let last = last_finite(ctx.x, v);
+    for (c, &comp) in comps.iter().enumerate() {
+        let slot = &mut out[c * h..(c + 1) * h];
+        components::forecast(comp, ctx, v, slot, buf);
+        for p in slot.iter_mut() {
+            if !p.is_finite() {
+                *p = last;
+            }
+        }
+    }
+}
+
+/// Weights `[k * nc + c]` from the replay MAE over the leads `k/2..=2k`.
+fn lead_weights(abs_sum: &[f64], count: &[usize], nc: usize, h: usize) -> Vec<f64> {
+    // prefix sums over leads
+    let mut pre = vec![0.0; nc * (h + 1)];
+    for c in 0..nc {
+        for k in 0..h {
+            pre[c * (h + 1) + k + 1] = pre[c * (h + 1) + k] + abs_sum[c * h + k];
+        }
+    }
+    let mut cpre = vec![0usize; h + 1];
+    for k in 0..h {
+        cpre[k + 1] = cpre[k] + count[k];
+    }
+    let mut w = vec![1.0 / nc as f64; nc * h];
+    for k in 1..=h {
+        let (a, b) = (k.div_ceil(2), (2 * k).min(h));
+        let n = cpre[b] - cpre[a - 1];
+        if n == 0 {
+            continue;
+        }
+        let mae: Vec<f64> = (0..nc)
+            .map(|c| (pre[c * (h + 1) + b] - pre[c * (h + 1) + a - 1]) / n as f64)
+            .collect();
+        let best = mae.iter().copied().fold(f64::INFINITY, f64::min);
+        let eps = 1e-12 * (1.0 + best.abs());
+        let raw: Vec<f64> = mae
+            .iter()
+            .map(|m| {
+                ((best + eps) / (m + eps)).powf(
+                    std::env::var("PS_POW")
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(WEIGHT_POWER),
+                )
+            })
+            .collect();
+        let total: f64 = raw.iter().sum();
+        if total.is_finite() && total > 0.0 {
+            for c in 0..nc {
+                w[(k - 1) * nc + c] = raw[c] / total;
+            }
+        }
+    }
+    w
+}
+
+/// "name 0.42, name 0.31" for the largest weights.
+fn describe(comps: &[Component], w: &[f64]) -> String {
+    let mut pairs: Vec<(Component, f64)> = comps.iter().copied().zip(w.iter().copied()).collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
+    pairs
+        .iter()
+        .take(3)
+        .map(|(c, w)| format!("{c:?} {w:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Last value, with p10/p90 from the quantiles of past `k`-step changes.
+fn fallback(ctx: &Ctx, o: usize, h: usize) -> QuantilePath {
+    let x = ctx.x;
+    let last = last_finite(x, o);
+    let residuals: Vec<Vec<f64>> = (1..=h)
+        .map(|k| {
+            x[..=o]
+                .iter()
+                .skip(k)
+                .zip(x[..=o].iter())
+                .map(|(a, b)| a - b)
+                .filter(|d| d.is_finite())
+                .collect()
+        })
+        .collect();
+    let q = lead_quantiles(&residuals, 0.1, 0.9);
+    QuantilePath {
+        p10: q.iter().map(|(lo, _)| last + lo).collect(),
+        p50: vec![last; h],
+        p90: q.iter().map(|(_, hi)| last + hi).collect(),
+        notes: Vec::new(),
+    }
+}

@@ -1,0 +1,5 @@
+//! Ingest: accepts load samples, persists them, and passes them on.
+
+mod actor;
+
+pub use actor::IngestActor;

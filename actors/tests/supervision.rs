@@ -1,0 +1,190 @@
+//! Supervision: a crashed actor is restarted by its supervisor, rebuilds its
+//! state from the stores, and the pipeline goes on with nothing lost.
+
+use std::sync::Arc;
+
+use actix::Actor;
+use actors::decision::ScalingPolicy;
+use actors::execution::{ScaleTarget, SimulatedCluster};
+use actors::messages::{Generation, InjectFault, Sample};
+use actors::supervisor::{RootSupervisor, StartService};
+use actors::{ForecastSettings, LOAD_METRIC, ManualClock, ServiceContext};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use events::EventStore;
+use events::metrics::MetricStore;
+use events::store::sqlite::SqliteStore;
+use events::vocabulary::Event;
+
+fn load(i: i64) -> f64 {
+    // A daily cycle between 200 and 1800.
+    1000.0 + 800.0 * ((i as f64) * std::f64::consts::TAU / 288.0).sin()
+}
+
+fn at(i: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap() + Duration::minutes(5 * i)
+}
+
+async fn count(store: &dyn EventStore, f: impl Fn(&Event) -> bool) -> usize {
+    store
+        .read_all(0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| f(&e.event))
+        .count()
+}
+
+#[actix::test]
+async fn a_crashed_actor_is_restarted_and_the_pipeline_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        SqliteStore::connect(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let clock = ManualClock::at(at(0));
+    let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 2));
+    let ctx = ServiceContext {
+        service: "api".into(),
+        store: db.clone(),
+        metrics: db.clone(),
+        clock: Arc::new(clock.clone()),
+        target: cluster.clone(),
+        forecast: ForecastSettings {
+            model: "snaive".into(),
+            step_seconds: 300,
+            horizon_minutes: 30,
+            cadence_seconds: 300,
+            history_seconds: 3 * 86_400,
+            min_points: 3,
+        },
+        policy: ScalingPolicy {
+            capacity_per_replica: 100.0,
+            decision_interval_s: 300,
+            ..ScalingPolicy::default()
+        },
+    };
+    let root = RootSupervisor::default().start();
+    let a = root.send(StartService(ctx)).await.unwrap().unwrap();
+
+    let feed = |from: i64, to: i64| {
+        let (a, clock) = (a.clone(), clock.clone());
+        async move {
+            for i in from..to {
+                clock.set(at(i));
+                a.ingest
+                    .send(Sample {
+                        ts: at(i),
+                        value: load(i),
+                    })
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        }
+    };
+    feed(0, 300).await;
+    let forecasts_before = count(db.as_ref(), |e| matches!(e, Event::ForecastMade(_))).await;
+    assert!(forecasts_before > 250, "{forecasts_before}");
+
+    // Crash the forecast and the decision actors; their supervisors restart them.
+    a.forecast.send(InjectFault).await.unwrap();
+    a.decision.send(InjectFault).await.unwrap();
+    assert_eq!(a.forecast.send(Generation).await.unwrap(), 2, "restarted once");
+    assert_eq!(a.decision.send(Generation).await.unwrap(), 2, "restarted once");
+    assert_eq!(
+        a.ingest.send(Generation).await.unwrap(),
+        1,
+        "the others were left alone"
+    );
+
+    // The very next sample forecasts again: the history came back from the metric store.
+    feed(300, 301).await;
+    let forecasts_after = count(db.as_ref(), |e| matches!(e, Event::ForecastMade(_))).await;
+    assert_eq!(forecasts_after, forecasts_before + 1);
+    let last = db.read_stream("service/api", 0).await.unwrap().pop().unwrap();
+    let Event::ForecastMade(f) = last.event else {
+        panic!("not a forecast")
+    };
+    assert!(
+        f.notes.iter().all(|n| !n.contains("cold start")),
+        "rebuilt history, not a cold start: {:?}",
+        f.notes
+    );
+
+    // The pipeline goes on: load rises, replicas follow.
+    feed(301, 600).await;
+    let stored = db.range("api", LOAD_METRIC, at(0), at(600)).await.unwrap();
+    assert_eq!(stored.len(), 600, "every acknowledged sample is stored");
+    let decisions_after = count(db.as_ref(), |e| matches!(e, Event::DecisionProposed(_))).await;
+    let executed = count(db.as_ref(), |e| matches!(e, Event::ScalingSucceeded(_))).await;
+    assert!(
+        decisions_after > 2 && executed == decisions_after,
+        "{decisions_after} decisions, {executed} executed"
+    );
+    let state = cluster.state("api").await.unwrap();
+    let need = (load(599) / 100.0).ceil() as u32;
+    assert!(
+        state.desired >= need,
+        "desired {} must cover the load ({need} replicas)",
+        state.desired
+    );
+}
+
+#[actix::test]
+async fn bad_samples_are_refused_by_name_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        SqliteStore::connect(dir.path().join("b.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let clock = ManualClock::at(at(0));
+    let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 1));
+    let ctx = ServiceContext {
+        service: "api".into(),
+        store: db.clone(),
+        metrics: db.clone(),
+        clock: Arc::new(clock.clone()),
+        target: cluster,
+        forecast: ForecastSettings {
+            model: "snaive".into(),
+            step_seconds: 300,
+            ..ForecastSettings::default()
+        },
+        policy: ScalingPolicy::default(),
+    };
+    let a = root_start(ctx).await;
+    a.ingest.send(Sample { ts: at(0), value: 5.0 }).await.unwrap().unwrap();
+    let e = a
+        .ingest
+        .send(Sample {
+            ts: at(1),
+            value: f64::NAN,
+        })
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a finite number"), "{e}");
+    let e = a
+        .ingest
+        .send(Sample { ts: at(1), value: -3.0 })
+        .await
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("negative"), "{e}");
+    a.ingest.send(Sample { ts: at(2), value: 6.0 }).await.unwrap().unwrap();
+    let stored = db.range("api", LOAD_METRIC, at(0), at(10)).await.unwrap();
+    assert_eq!(stored.iter().map(|s| s.value).collect::<Vec<_>>(), vec![5.0, 6.0]);
+}
+
+async fn root_start(ctx: ServiceContext) -> actors::supervisor::ServiceActors {
+    RootSupervisor::default()
+        .start()
+        .send(StartService(ctx))
+        .await
+        .unwrap()
+        .unwrap()
+}

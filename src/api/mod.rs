@@ -1,0 +1,335 @@
+//! The HTTP API (actix-web): health, Prometheus metrics, and the read models.
+//!
+//! Reads come from the projections, never from actor state; writes
+//! (approve, reject, ingest) are messages to the service's actors.
+
+mod error;
+
+use std::time::Instant;
+
+use actix::Addr;
+use actix_web::dev::Service;
+use actix_web::{HttpResponse, web};
+use actors::messages::{Approve, Reject, Sample};
+use actors::supervisor::{Lookup, RootSupervisor, ServiceActors};
+use chrono::{DateTime, Utc};
+use events::projections::{DocQuery, PROJECTION, Val};
+use events::{EventJson, streams};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+pub use error::ApiError;
+
+use crate::backend::Backend;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub backend: Backend,
+    /// The actor tree, when this process runs one (`serve`); read-only otherwise.
+    pub root: Option<Addr<RootSupervisor>>,
+    pub prometheus: PrometheusHandle,
+    /// Most events the read models may lag behind the log and still be ready.
+    pub max_projection_lag: u64,
+}
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+        .app_data(web::JsonConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+        .route("/health", web::get().to(health))
+        .route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(prometheus))
+        .service(
+            web::scope("/api/v1")
+                .route("/predictions/current", web::get().to(current_predictions))
+                .route("/scaling/decisions", web::get().to(list_decisions))
+                .route("/scaling/decisions/{id}", web::get().to(get_decision))
+                .route("/scaling/decisions/{id}/approve", web::post().to(approve))
+                .route("/scaling/decisions/{id}/reject", web::post().to(reject))
+                .route("/scaling/status", web::get().to(status))
+                .route("/metrics", web::post().to(ingest))
+                .route("/audit/events", web::get().to(audit)),
+        );
+}
+
+/// Builds the app with the request counter middleware.
+pub fn app(
+    state: AppState,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    actix_web::App::new()
+        .app_data(web::Data::new(state))
+        .wrap_fn(|req, srv| {
+            let method = req.method().to_string();
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            let started = Instant::now();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                metrics::counter!("pscaler_http_requests_total", "method" => method, "route" => route,
+                    "status" => res.status().as_u16().to_string())
+                .increment(1);
+                metrics::histogram!("pscaler_http_request_seconds").record(started.elapsed().as_secs_f64());
+                Ok(res)
+            }
+        })
+        .configure(configure)
+}
+
+async fn health(s: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "store": s.backend.kind}))
+}
+
+async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "alive"}))
+}
+
+/// Ready when the store answers and the read models are caught up with the log.
+async fn ready(s: web::Data<AppState>) -> HttpResponse {
+    let head = s.backend.store.head().await;
+    let checkpoint = s.backend.models.checkpoint(PROJECTION).await;
+    match (head, checkpoint) {
+        (Ok(head), Ok(cp)) => {
+            let lag = head.saturating_sub(cp);
+            metrics::gauge!("pscaler_projection_lag_events", "projection" => PROJECTION).set(lag as f64);
+            let body = json!({"store": "ok", "log_head": head, "projection_checkpoint": cp, "projection_lag": lag});
+            if lag <= s.max_projection_lag {
+                HttpResponse::Ok().json(body)
+            } else {
+                HttpResponse::ServiceUnavailable().json(body)
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => HttpResponse::ServiceUnavailable().json(json!({"store": e.to_string()})),
+    }
+}
+
+async fn prometheus(s: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(s.prometheus.render())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceFilter {
+    service: Option<String>,
+}
+
+async fn current_predictions(s: web::Data<AppState>, q: web::Query<ServiceFilter>) -> Result<HttpResponse, ApiError> {
+    let mut query = DocQuery::new("current_predictions", "service").ascending().limit(1000);
+    if let Some(svc) = &q.service {
+        query = query.filter("service", Val::Text(svc.clone()));
+    }
+    let docs = s.backend.models.query(&query).await?;
+    Ok(HttpResponse::Ok().json(json!({"predictions": docs})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionFilter {
+    service: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+async fn list_decisions(s: web::Data<AppState>, q: web::Query<DecisionFilter>) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} must be between 1 and 1000"
+        )));
+    }
+    let offset = q.offset.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::BadRequest(format!("offset {offset} must not be negative")));
+    }
+    let mut query = DocQuery::new("scaling_decisions", "proposed_at")
+        .limit(limit)
+        .offset(offset);
+    if let Some(svc) = &q.service {
+        query = query.filter("service", Val::Text(svc.clone()));
+    }
+    if let Some(st) = &q.status {
+        query = query.filter("status", Val::Text(st.clone()));
+    }
+    let docs = s.backend.models.query(&query).await?;
+    Ok(HttpResponse::Ok().json(json!({"decisions": docs, "limit": limit, "offset": offset})))
+}
+
+fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::BadRequest(format!("`{raw}` is not a decision id (a UUID)")))
+}
+
+async fn find_decision(s: &AppState, id: Uuid) -> Result<serde_json::Value, ApiError> {
+    let docs = s
+        .backend
+        .models
+        .query(
+            &DocQuery::new("scaling_decisions", "proposed_at")
+                .filter("decision_id", Val::Uuid(id))
+                .limit(1),
+        )
+        .await?;
+    docs.into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound(format!("no decision {id}")))
+}
+
+async fn get_decision(s: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let doc = find_decision(&s, id).await?;
+    let history: Vec<EventJson> = s
+        .backend
+        .store
+        .read_stream(&streams::decision(id), 0)
+        .await?
+        .iter()
+        .map(EventJson::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"decision": doc, "events": history})))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Verdict {
+    #[serde(alias = "approved_by", alias = "rejected_by")]
+    by: Option<String>,
+    #[serde(alias = "comment")]
+    reason: Option<String>,
+}
+
+async fn service_actors(s: &AppState, doc: &serde_json::Value) -> Result<ServiceActors, ApiError> {
+    let root = s
+        .root
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("no actors run in this process".into()))?;
+    let service = doc["service"].as_str().unwrap_or_default().to_string();
+    root.send(Lookup(service.clone()))
+        .await?
+        .ok_or_else(|| ApiError::Unavailable(format!("service `{service}` is not run by this process")))
+}
+
+async fn approve(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<Verdict>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let doc = find_decision(&s, id).await?;
+    let actors = service_actors(&s, &doc).await?;
+    let v = body.map(|b| b.into_inner()).unwrap_or_default();
+    let by = v.by.unwrap_or_else(|| "api".into());
+    actors
+        .decision
+        .send(Approve {
+            decision_id: id,
+            by: by.clone(),
+            comment: v.reason,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({"decision_id": id, "status": "approved", "approved_by": by})))
+}
+
+async fn reject(
+    s: web::Data<AppState>,
+    id: web::Path<String>,
+    body: Option<web::Json<Verdict>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let doc = find_decision(&s, id).await?;
+    let actors = service_actors(&s, &doc).await?;
+    let v = body.map(|b| b.into_inner()).unwrap_or_default();
+    let by = v.by.unwrap_or_else(|| "api".into());
+    actors
+        .decision
+        .send(Reject {
+            decision_id: id,
+            by: by.clone(),
+            reason: v.reason,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(json!({"decision_id": id, "status": "rejected", "rejected_by": by})))
+}
+
+async fn status(s: web::Data<AppState>, q: web::Query<ServiceFilter>) -> Result<HttpResponse, ApiError> {
+    let mut query = DocQuery::new("service_state", "service").ascending().limit(1000);
+    if let Some(svc) = &q.service {
+        query = query.filter("service", Val::Text(svc.clone()));
+    }
+    Ok(HttpResponse::Ok().json(json!({"services": s.backend.models.query(&query).await?})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestBody {
+    service: String,
+    timestamp: DateTime<Utc>,
+    value: f64,
+}
+
+/// Ingests one load sample (for testing and for push-based sources).
+async fn ingest(s: web::Data<AppState>, body: web::Json<IngestBody>) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let root = s
+        .root
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("no actors run in this process".into()))?;
+    let actors = root
+        .send(Lookup(b.service.clone()))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("service `{}` is not run by this process", b.service)))?;
+    actors
+        .ingest
+        .send(Sample {
+            ts: b.timestamp,
+            value: b.value,
+        })
+        .await?
+        .map_err(|e| match e {
+            actors::ActorError::Rejected(m) => ApiError::BadRequest(m),
+            other => ApiError::Actor(other.to_string()),
+        })?;
+    Ok(HttpResponse::Accepted().json(json!({"accepted": 1})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    stream: Option<String>,
+    from: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// The raw log: everything after position `from`, or one stream after version `from`.
+async fn audit(s: web::Data<AppState>, q: web::Query<AuditQuery>) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=5000).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit {limit} must be between 1 and 5000"
+        )));
+    }
+    let from = q.from.unwrap_or(0);
+    let events = match &q.stream {
+        Some(stream) if stream.is_empty() => return Err(ApiError::BadRequest("stream must not be empty".into())),
+        Some(stream) => {
+            let mut e = s.backend.store.read_stream(stream, from).await?;
+            e.truncate(limit);
+            e
+        }
+        None => s.backend.store.read_all(from, limit).await?,
+    };
+    let out: Vec<EventJson> = events.iter().map(EventJson::from).collect();
+    Ok(HttpResponse::Ok().json(json!({"events": out})))
+}

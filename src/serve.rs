@@ -1,0 +1,87 @@
+//! `serve`: the actor tree for the configured services, the projector, and the HTTP API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actors::execution::SimulatedCluster;
+use actors::supervisor::{RootSupervisor, StartService};
+use actors::{ServiceContext, SystemClock};
+use anyhow::Context as _;
+use events::projections::Projector;
+
+use crate::api::{self, AppState};
+use crate::backend::Backend;
+use crate::config::Settings;
+
+/// Runs until the HTTP server stops (SIGINT/SIGTERM).
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let backend = Backend::connect(&settings.database.url)
+        .await
+        .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
+    let _projector = Projector::spawn(
+        backend.store.clone(),
+        backend.models.clone(),
+        Duration::from_millis(500),
+    );
+    let clock = Arc::new(SystemClock);
+    let root = RootSupervisor::default().start();
+    let mut cluster = SimulatedCluster::new(clock.clone(), chrono::Duration::seconds(settings.scaling.warmup_s));
+    for s in &settings.services {
+        cluster = cluster.with_service(s, settings.execution.initial_replicas);
+    }
+    let cluster = Arc::new(cluster);
+    for service in &settings.services {
+        let ctx = ServiceContext {
+            service: service.clone(),
+            store: backend.store.clone(),
+            metrics: backend.metrics.clone(),
+            clock: clock.clone(),
+            target: cluster.clone(),
+            forecast: settings.models.clone(),
+            policy: settings.scaling.clone(),
+        };
+        root.send(StartService(ctx)).await??;
+    }
+    retention_task(backend.clone(), settings.database.metrics_retention_days);
+    let state = AppState {
+        backend,
+        root: Some(root),
+        prometheus: crate::telemetry::prometheus(),
+        max_projection_lag: 100,
+    };
+    tracing::info!(bind = %settings.http.bind, services = ?settings.services, "serving");
+    actix_web::HttpServer::new(move || api::app(state.clone()))
+        .bind(&settings.http.bind)
+        .with_context(|| format!("binding http.bind = {}", settings.http.bind))?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Deletes metrics past the retention period once an hour.
+fn retention_task(backend: Backend, days: u32) {
+    actix::spawn(async move {
+        loop {
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(days as i64);
+            match backend.metrics.apply_retention(cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "metrics retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "metrics retention failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+    });
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
