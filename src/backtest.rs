@@ -217,6 +217,43 @@ mod tests {
     }
 
     #[test]
+    fn week_class_applies_with_three_weeks_and_shares_rows_with_shorter_classes() {
+        // 40 days at 30-minute steps: 32 days of training, 8 of test
+        let pairs = (0..40 * 48)
+            .map(|i: i64| {
+                let phase = (i % 48) as f64 / 48.0 * std::f64::consts::TAU;
+                let weekend = if (i / 48) % 7 >= 5 { 0.6 } else { 1.0 };
+                (
+                    1_400_000_000 + i * 1800,
+                    weekend * (100.0 + 40.0 * phase.sin()) + (i % 7) as f64,
+                )
+            })
+            .collect();
+        let s = Series::from_pairs("weekly", pairs).unwrap();
+        let (h, origins) = series::horizon_plan(&s, HorizonClass::Week).expect("week applies");
+        assert_eq!(h, 336);
+        let text = backtest(&s, &[]);
+        let rows: Vec<(String, usize)> = text
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_string(), f[1].parse().unwrap())
+            })
+            .collect();
+        let keys: HashSet<&(String, usize)> = rows.iter().collect();
+        assert_eq!(keys.len(), rows.len(), "one row per (origin, step)");
+        for o in origins {
+            for k in 1..=h {
+                assert!(keys.contains(&(series::format_time(s.t[o]), k)));
+            }
+        }
+        // only the week class asked for: the same week rows, without the other classes' origins
+        let week_only = backtest(&s, &[HorizonClass::Week]);
+        assert!(week_only.lines().count() < text.lines().count());
+    }
+
+    #[test]
     fn tripling_the_future_changes_no_row_up_to_then() {
         let s = synthetic();
         let cut = s.t[s.train_end()] + 9 * 3600 + 120;

@@ -23,9 +23,17 @@ async fn get(
 }
 
 #[actix_web::test]
-async fn demo_produces_events_that_the_api_serves() {
+async fn demo_on_sqlite_produces_events_that_the_api_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("demo.db").display());
+    demo_produces_events_that_the_api_serves(format!("sqlite://{}", dir.path().join("demo.db").display())).await;
+}
+
+#[actix_web::test]
+async fn demo_on_postgres_produces_events_that_the_api_serves() {
+    demo_produces_events_that_the_api_serves(events::testing::fresh_postgres_url().await).await;
+}
+
+async fn demo_produces_events_that_the_api_serves(url: String) {
     let args = demo::Args {
         input: None,
         service: "taxi".into(),

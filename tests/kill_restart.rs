@@ -107,6 +107,16 @@ fn sigkill_and_restart_lose_no_acknowledged_event() {
     let ts = (t0 + chrono::Duration::minutes(20)).to_rfc3339();
     let body = format!(r#"{{"service":"default","timestamp":"{ts}","value":12}}"#);
     assert_eq!(http(port, "POST", "/api/v1/metrics", &body).unwrap().0, 202);
+    // The projector of `serve` keeps the read models caught up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, p) = http(port, "GET", "/api/v1/predictions/current?service=default", "").unwrap();
+        if p["predictions"].as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no current prediction in the read models");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (_, ready) = http(port, "GET", "/health/ready", "").unwrap();
     assert!(ready["log_head"].as_u64().unwrap() >= before.len() as u64, "{ready}");
     child.kill().unwrap();

@@ -2,9 +2,9 @@
 
 use uuid::Uuid;
 
-/// The server tests create their databases on (`PSCALER_TEST_PG`, default the local one).
+/// The server tests create their databases on (`TEST_PG_URL`, default the local one).
 pub fn admin_url() -> String {
-    std::env::var("PSCALER_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// Creates an empty database with a unique name and returns its URL.
@@ -21,6 +21,6 @@ pub async fn fresh_postgres_url() -> String {
     pool.close().await;
     match admin.rfind('/') {
         Some(i) => format!("{}/{name}", &admin[..i]),
-        None => panic!("PSCALER_TEST_PG `{admin}` has no database part"),
+        None => panic!("TEST_PG_URL `{admin}` has no database part"),
     }
 }

@@ -70,7 +70,7 @@ impl Default for ScalingPolicy {
             min_replicas: 1,
             max_replicas: 200,
             capacity_per_replica: 1.0,
-            target_utilization: 0.8,
+            target_utilization: 0.85,
             warmup_s: 180,
             decision_interval_s: 60,
             scale_down_cooldown_s: 300,

@@ -14,9 +14,16 @@ fn replicas_for(load: f64, per_replica: f64) -> u32 {
     }
 }
 
-/// The highest (p50, p90) of the forecast over `(now, now + lead]`, linearly interpolated
-/// between steps, or why the forecast cannot be used.
-fn forecast_need(f: &ForecastInput, now: i64, lead_s: i64, stale_s: i64) -> Result<(f64, f64), String> {
+/// The highest (p50, p90) of the forecast over `[now, now + lead]`, linearly interpolated
+/// between steps (from `start`, the value at the origin, before the first step), or why the
+/// forecast cannot be used. `now` counts because a replica let go stops at once.
+fn forecast_need(
+    f: &ForecastInput,
+    start: Option<f64>,
+    now: i64,
+    lead_s: i64,
+    stale_s: i64,
+) -> Result<(f64, f64), String> {
     let n = f.p50.len();
     if n == 0 || f.p90.len() != n || f.p10.len() != n {
         return Err(format!(
@@ -43,11 +50,12 @@ fn forecast_need(f: &ForecastInput, now: i64, lead_s: i64, stale_s: i64) -> Resu
             "forecast covers up to {covered}, the lead time needs up to {end}"
         ));
     }
-    // value at time s: interpolate between steps; before the first step, the first step's value
+    // value at time s: interpolate between the origin and the steps
     let at = |v: &[f64], s: i64| -> f64 {
-        let pos = (s - f.origin) as f64 / f.step_s as f64; // > 0
+        let pos = (s - f.origin) as f64 / f.step_s as f64; // >= 0
         if pos <= 1.0 {
-            return v[0];
+            let first = start.unwrap_or(v[0]);
+            return first + (v[0] - first) * pos;
         }
         let lo = (pos.floor() as usize).clamp(1, n);
         let hi = (lo + 1).min(n);
@@ -59,7 +67,7 @@ fn forecast_need(f: &ForecastInput, now: i64, lead_s: i64, stale_s: i64) -> Resu
         best.0 = best.0.max(at(&f.p50, s));
         best.1 = best.1.max(at(&f.p90, s));
     };
-    take(now + 1);
+    take(now);
     take(end);
     for k in 1..=n {
         let s = f.origin + f.step_s * k as i64;
@@ -67,7 +75,7 @@ fn forecast_need(f: &ForecastInput, now: i64, lead_s: i64, stale_s: i64) -> Resu
             take(s);
         }
     }
-    let first = usize::try_from((now + 1 - f.origin) / f.step_s)
+    let first = usize::try_from((now - f.origin) / f.step_s)
         .unwrap_or(0)
         .saturating_sub(1);
     let last = usize::try_from((end - f.origin + f.step_s - 1) / f.step_s)
@@ -128,8 +136,11 @@ pub fn decide(state: &ClusterState, forecast: Option<&ForecastInput>, policy: &S
 
     // 1. emergency: the load already exceeds what serves now
     let lead_s = policy.warmup_s.max(0) + policy.decision_interval_s.max(0);
-    let need = forecast.map(|f| forecast_need(f, now, lead_s, policy.stale_forecast_s));
-    if observed_ok && observed > ready_capacity {
+    let start = forecast.and_then(|f| (observed_ok && state.observed_at == f.origin).then_some(observed));
+    let need = forecast.map(|f| forecast_need(f, start, now, lead_s, policy.stale_forecast_s));
+    // an overload seen before the last scale-down was on a larger fleet: the forecast rules
+    let seen_on_this_fleet = state.last_scale_down_at.is_none_or(|at| state.observed_at >= at);
+    if observed_ok && observed > ready_capacity && seen_on_this_fleet {
         let observed_need = replicas_for(observed, per_replica);
         let (p50, p90, forecast_need) = match &need {
             Some(Ok((p50, p90))) => (*p50, *p90, replicas_for(*p90, per_replica)),

@@ -83,6 +83,39 @@ fn given_load_above_ready_capacity_when_deciding_then_emergency_without_step_lim
 }
 
 #[test]
+fn given_overload_seen_before_the_last_scale_down_when_deciding_then_the_forecast_rules() {
+    let mut s = state(5, 100.0);
+    s.observed_at = NOW - 200;
+    s.last_scale_down_at = Some(NOW - 100); // the overload was on the larger fleet
+    let f = ForecastInput {
+        origin: NOW - 200,
+        ..flat(30.0, 40.0)
+    };
+    let d = decide(&s, Some(&f), &policy(), NOW);
+    assert_ne!(d.strategy, Strategy::EmergencyScale, "{d:?}");
+    s.last_scale_down_at = Some(NOW - 300);
+    let d = decide(&s, Some(&f), &policy(), NOW);
+    assert_eq!((d.target_replicas, d.strategy), (10, Strategy::EmergencyScale));
+}
+
+#[test]
+fn given_observed_load_at_the_origin_when_deciding_then_now_counts_and_the_path_starts_there() {
+    // load 95 observed now, forecast says 20 from the next step: the replicas still serve 95 now
+    let mut s = state(10, 95.0);
+    s.ready_replicas = 10;
+    let d = decide(&s, Some(&flat(20.0, 20.0)), &policy(), NOW);
+    assert_eq!((d.target_replicas, d.strategy), (10, Strategy::Hold), "{d:?}");
+    assert_eq!(d.required_p90, 95.0);
+    // halfway to a 5-minute step, the need is interpolated from the observed value
+    let f = ForecastInput {
+        step_s: 300,
+        ..flat(20.0, 20.0)
+    };
+    let d = decide(&state(10, 90.0), Some(&f), &policy(), NOW + 150);
+    assert!((d.required_p90 - 55.0).abs() < 1e-9, "{d:?}");
+}
+
+#[test]
 fn given_falling_forecast_when_deciding_then_scale_down_within_limits_and_cooldown() {
     let p = ScalingPolicy {
         max_step_down: 3,

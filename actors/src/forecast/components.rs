@@ -1,5 +1,7 @@
 //! The simple point forecasters the ensemble combines, each computed causally from any origin on a grid.
 
+/// Hours of history an hourly profile takes the median over.
+pub(crate) const PROFILE_HOURS: usize = 6;
 /// Days of history a daily profile takes the median over.
 pub(crate) const PROFILE_DAYS: usize = 7;
 /// Weeks of history a weekly profile takes the median over.
@@ -18,6 +20,8 @@ pub(crate) enum Component {
     SnaiveDay,
     /// The value one week before.
     SnaiveWeek,
+    /// Median of the same phase over the last hours (hourly jobs), unsmoothed.
+    ProfileHour,
     /// Median of the same daily phase over the last days, smoothed over neighbouring steps.
     ProfileDay,
     /// `ProfileDay` shifted by the last value minus the profile at the origin.
@@ -32,12 +36,13 @@ pub(crate) enum Component {
 
 impl Component {
     /// Every component.
-    pub(crate) const ALL: [Component; 10] = [
+    pub(crate) const ALL: [Component; 11] = [
         Component::Last,
         Component::Level,
         Component::LevelMedian,
         Component::SnaiveDay,
         Component::SnaiveWeek,
+        Component::ProfileHour,
         Component::ProfileDay,
         Component::ProfileDayDelta,
         Component::ProfileDayShift,
@@ -52,6 +57,7 @@ impl Component {
             Component::SnaiveDay | Component::ProfileDay | Component::ProfileDayDelta | Component::ProfileDayShift => {
                 Some(ctx.day)
             }
+            Component::ProfileHour => Some(ctx.hour),
             Component::SnaiveWeek | Component::ProfileWeek | Component::ProfileWeekShift => Some(ctx.week),
         }
     }
@@ -62,14 +68,38 @@ impl Component {
 pub(crate) struct Ctx<'a> {
     /// The regular history (NaN = missing).
     pub x: &'a [f64],
+    /// One hour in steps.
+    pub hour: usize,
     /// One day in steps.
     pub day: usize,
     /// One week in steps.
     pub week: usize,
     /// Half-width (in steps) of the smoothing window of the profiles.
     pub smooth: usize,
+    /// Running sums of the finite values of `x` (`sums[i]` covers `x[..i]`).
+    pub sums: &'a [f64],
+    /// Running counts of the finite values of `x`.
+    pub counts: &'a [usize],
     /// Steps averaged for the recent level.
     pub level_steps: usize,
+}
+
+/// Running sums and counts of the finite values of `x`, for window means in constant time.
+pub(crate) fn running_sums(x: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let mut sums = Vec::with_capacity(x.len() + 1);
+    let mut counts = Vec::with_capacity(x.len() + 1);
+    let (mut s, mut n) = (0.0, 0usize);
+    sums.push(s);
+    counts.push(n);
+    for v in x {
+        if v.is_finite() {
+            s += v;
+            n += 1;
+        }
+        sums.push(s);
+        counts.push(n);
+    }
+    (sums, counts)
 }
 
 /// Last finite value at or before `o` (NaN if none).
@@ -133,13 +163,19 @@ fn snaive(x: &[f64], o: usize, k: usize, period: usize) -> f64 {
 
 /// Median over the last `count` seasons of the (causally) smoothed value at the phase of `p`.
 fn profile_at(ctx: &Ctx, o: usize, p: usize, period: usize, count: usize, buf: &mut Vec<f64>) -> f64 {
+    let smooth = if period == ctx.hour { 0 } else { ctx.smooth };
     buf.clear();
     let mut idx = Some(p);
     for _ in 0..count {
         let Some(i) = idx else { break };
-        let lo = i.saturating_sub(ctx.smooth);
-        let hi = (i + ctx.smooth).min(o);
-        buf.push(mean_finite(&ctx.x[lo..=hi]));
+        let lo = i.saturating_sub(smooth);
+        let hi = (i + smooth).min(o);
+        let n = ctx.counts[hi + 1] - ctx.counts[lo];
+        buf.push(if lo == hi || n == 0 {
+            ctx.x[i]
+        } else {
+            (ctx.sums[hi + 1] - ctx.sums[lo]) / n as f64
+        });
         idx = i.checked_sub(period);
     }
     median(buf)
@@ -167,6 +203,7 @@ pub(crate) fn forecast(c: Component, ctx: &Ctx, o: usize, out: &mut [f64], buf: 
                 *v = snaive(x, o, i + 1, period);
             }
         }
+        Component::ProfileHour => profile_path(ctx, o, ctx.hour, PROFILE_HOURS, out, buf),
         Component::ProfileDay | Component::ProfileDayDelta | Component::ProfileDayShift => {
             profile_path(ctx, o, ctx.day, PROFILE_DAYS, out, buf);
             let shift = match c {
@@ -223,20 +260,37 @@ fn level_gap(ctx: &Ctx, o: usize, period: usize, count: usize, r: usize, buf: &m
 mod tests {
     use super::*;
 
-    fn ctx(x: &[f64], day: usize) -> Ctx<'_> {
-        Ctx {
+    fn run_smoothed(c: Component, x: &[f64], day: usize, h: usize, smooth: usize) -> Vec<f64> {
+        let (sums, counts) = running_sums(x);
+        let ctx = Ctx {
             x,
+            hour: 2,
             day,
             week: day * 7,
-            smooth: 0,
+            smooth,
+            sums: &sums,
+            counts: &counts,
             level_steps: 2,
-        }
+        };
+        let mut out = vec![0.0; h];
+        forecast(c, &ctx, x.len() - 1, &mut out, &mut Vec::new());
+        out
     }
 
     fn run(c: Component, x: &[f64], day: usize, h: usize) -> Vec<f64> {
-        let mut out = vec![0.0; h];
-        forecast(c, &ctx(x, day), x.len() - 1, &mut out, &mut Vec::new());
-        out
+        run_smoothed(c, x, day, h, 0)
+    }
+
+    #[test]
+    fn smoothing_averages_neighbours_causally() {
+        // days of [0, 3, 6, 9] with a missing value: the smoothed profile at phase 1 is the mean
+        // of phases 0..=2 of earlier days; at the origin's own day it cannot look past the origin
+        let x = [0.0, 3.0, 6.0, 9.0, 0.0, 3.0, f64::NAN, 9.0, 0.0, 3.0, 6.0, 9.0];
+        let p = run_smoothed(Component::ProfileDay, &x, 4, 4, 1);
+        // phase 0 (lead 1): windows [9,0,3] -> 4, [9,0,3] -> 4, [0,3] -> 1.5: median 4
+        assert_eq!(p[0], 4.0);
+        // phase 1 (lead 2): [0,3,6] -> 3, [0,3,NaN] -> 1.5, [0,3,6] -> 3: median 3
+        assert_eq!(p[1], 3.0);
     }
 
     #[test]

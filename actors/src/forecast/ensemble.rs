@@ -4,9 +4,11 @@
 //! history (rolling origin, every target at or before `o`), measures each
 //! component's absolute error per lead, and weights the components at lead
 //! `k` by `(best MAE / own MAE)^WEIGHT_POWER` over the leads `k/2..=2k`.
-//! The same replay gives the ensemble's own residuals, whose empirical
-//! 10 % / 90 % quantiles per lead bucket become the interval (conformal
-//! style). The history is bounded to what the replay needs, so the cost of a
+//! The same replay gives the ensemble's own residuals; measured in units of
+//! the volatility of the day before their origin (mean absolute one-step
+//! change), their empirical 10 % / 90 % quantiles per lead bucket, times the
+//! volatility of the day before `o`, become the interval (locally scaled
+//! conformal), so a calm spell after a turbulent one narrows the interval. The history is bounded to what the replay needs, so the cost of a
 //! forecast does not grow with the length of the series.
 
 use super::components::{self, Component, Ctx, PROFILE_WEEKS, last_finite};
@@ -17,7 +19,11 @@ use super::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
 /// Fewest replay origins for learnt weights; below it the model falls back.
 const MIN_REPLAY: usize = 3;
 /// Sharpness of the weights: higher favours the best component more.
-const WEIGHT_POWER: f64 = 2.0;
+const WEIGHT_POWER: f64 = 4.0;
+
+/// Default widening of the replayed error quantiles: the weights are fitted on the same
+/// replay, so its errors are slightly optimistic.
+pub const INTERVAL_SCALE: f64 = 1.1;
 
 /// The ensemble forecaster (see the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +34,9 @@ pub struct Ensemble {
 
 impl Default for Ensemble {
     fn default() -> Self {
-        Ensemble { interval_scale: 1.0 }
+        Ensemble {
+            interval_scale: INTERVAL_SCALE,
+        }
     }
 }
 
@@ -77,11 +85,15 @@ impl Forecaster for Ensemble {
                 grid.filled, grid.missing, grid.non_finite
             ));
         }
+        let (sums, counts) = components::running_sums(&grid.x);
         let ctx = Ctx {
             x: &grid.x,
+            hour: steps_of(60.0, step_s),
             day,
             week,
             smooth: steps_of(15.0, step_s) / 2,
+            sums: &sums,
+            counts: &counts,
             level_steps: steps_of(30.0, step_s),
         };
         let n = grid.x.len();
@@ -90,7 +102,6 @@ impl Forecaster for Ensemble {
         let mut comps: Vec<Component> = Component::ALL
             .into_iter()
             .filter(|c| c.season(&ctx).is_none_or(|p| p >= 2 && n >= 2 * p))
-            .filter(|c| std::env::var("PS_MASK").map_or(true, |m| !m.split(',').any(|x| x == format!("{c:?}"))))
             .collect();
         if !comps.contains(&Component::SnaiveDay) {
             notes.push(format!(
@@ -164,6 +175,15 @@ impl Ensemble {
             }
         }
         let weights = lead_weights(&abs_sum, &count, nc, h);
+        // residuals in units of the local volatility at their origin, so that the interval
+        // follows the volatility of the last day rather than that of the whole replay
+        let window = ctx.day.max(2);
+        let mut vol: Vec<f64> = origins.iter().map(|&v| volatility(ctx.x, v, window)).collect();
+        let mut vol_now = volatility(ctx.x, o, window);
+        if !vol.iter().chain([&vol_now]).all(|s| s.is_finite() && *s > 0.0) {
+            vol.iter_mut().for_each(|s| *s = 1.0);
+            vol_now = 1.0;
+        }
         let mut residuals = vec![Vec::with_capacity(origins.len()); h];
         for (j, &v) in origins.iter().enumerate() {
             let block = &preds[j * nc * h..(j + 1) * nc * h];
@@ -171,7 +191,7 @@ impl Ensemble {
                 let target = ctx.x[v + k + 1];
                 if target.is_finite() {
                     let f: f64 = (0..nc).map(|c| weights[k * nc + c] * block[c * h + k]).sum();
-                    res.push(target - f);
+                    res.push((target - f) / vol[j]);
                 }
             }
         }
@@ -181,10 +201,7 @@ impl Ensemble {
             .map(|k| (0..nc).map(|c| weights[k * nc + c] * now[c * h + k]).sum())
             .collect();
         let q = lead_quantiles(&residuals, 0.1, 0.9);
-        let s = std::env::var("PS_SCALE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(self.interval_scale);
+        let s = self.interval_scale * vol_now;
         notes.push(format!(
             "{} replay origins; weights at lead 1: {}; at lead {h}: {}",
             origins.len(),
@@ -198,6 +215,16 @@ impl Ensemble {
             notes: Vec::new(),
         }
     }
+}
+
+/// Mean absolute one-step change over the `window` steps up to `v` (NaN if none is finite).
+fn volatility(x: &[f64], v: usize, window: usize) -> f64 {
+    let lo = (v + 1).saturating_sub(window).max(1);
+    let (sum, n) = (lo..=v)
+        .map(|i| (x[i] - x[i - 1]).abs())
+        .filter(|d| d.is_finite())
+        .fold((0.0, 0usize), |(s, n), d| (s + d, n + 1));
+    if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
 /// Every component's path from origin `v` into `out[c * h..(c + 1) * h]`, NaN replaced by the last value.
@@ -241,14 +268,7 @@ fn lead_weights(abs_sum: &[f64], count: &[usize], nc: usize, h: usize) -> Vec<f6
         let eps = 1e-12 * (1.0 + best.abs());
         let raw: Vec<f64> = mae
             .iter()
-            .map(|m| {
-                ((best + eps) / (m + eps)).powf(
-                    std::env::var("PS_POW")
-                        .ok()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(WEIGHT_POWER),
-                )
-            })
+            .map(|m| ((best + eps) / (m + eps)).powf(WEIGHT_POWER))
             .collect();
         let total: f64 = raw.iter().sum();
         if total.is_finite() && total > 0.0 {

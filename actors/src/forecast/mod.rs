@@ -5,7 +5,7 @@
 //! interval, it returns p10/p50/p90 for the next `horizon` steps. Models are
 //! deterministic and read nothing but their arguments. Start with
 //! [`ensemble::Ensemble`] (the default), which combines the simple
-//! [`components`] with per-lead weights learnt on the tail of the history and
+//! `components` with per-lead weights learnt on the tail of the history and
 //! takes its intervals from its own past errors ([`conformal`]);
 //! [`snaive::SeasonalNaive`] is the floor every model is measured against.
 

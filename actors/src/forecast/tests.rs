@@ -219,3 +219,33 @@ fn ensemble_follows_a_level_shift_at_short_leads() {
     );
     assert!((s.p50[0] - truth).abs() > 150.0);
 }
+
+#[test]
+fn ensemble_interval_narrows_when_the_load_calms_down() {
+    // 20 days of noise +-40, then two calm days of noise +-2
+    let (t, y_wild) = seasonal(22 * DAY, 40.0, 8);
+    let (_, y_calm) = seasonal(22 * DAY, 2.0, 9);
+    let y: Vec<f64> = (0..t.len())
+        .map(|i| if i < 20 * DAY { y_wild[i] } else { y_calm[i] })
+        .collect();
+    // a day ahead: the replay reaches back into the wild days
+    let p = Ensemble::default().forecast(&t, &y, STEP, DAY).unwrap();
+    let width = p.p90[DAY / 2] - p.p10[DAY / 2];
+    assert!(width < 20.0, "width {width}: {:?}", p.notes);
+}
+
+#[test]
+fn ensemble_forecasts_a_week_ahead_with_a_weekly_pattern() {
+    // weekends at half the load: the weekly profile must carry that a week ahead
+    let (t, y) = seasonal(35 * DAY, 5.0, 10);
+    let weekly = |i: usize| if (i / DAY) % 7 >= 5 { 0.5 } else { 1.0 };
+    let y: Vec<f64> = y.iter().enumerate().map(|(i, v)| v * weekly(i)).collect();
+    let n = 28 * DAY;
+    let h = 7 * DAY;
+    let p = Ensemble::default().forecast(&t[..n], &y[..n], STEP, h).unwrap();
+    assert_sane(&p, h);
+    let mae: f64 = (0..h).map(|k| (y[n + k] - p.p50[k]).abs()).sum::<f64>() / h as f64;
+    let s = SeasonalNaive.forecast(&t[..n], &y[..n], STEP, h).unwrap();
+    let mae_s: f64 = (0..h).map(|k| (y[n + k] - s.p50[k]).abs()).sum::<f64>() / h as f64;
+    assert!(mae < 0.5 * mae_s, "ensemble {mae} vs seasonal naive {mae_s}");
+}
