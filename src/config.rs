@@ -232,6 +232,7 @@ mod tests {
     #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn environment_variables_override_files() {
         figment::Jail::expect_with(|jail| {
+            jail.clear_env();
             jail.set_env("PSCALER_DATABASE__URL", "postgres://x@localhost/db");
             jail.set_env("PSCALER_SCALING__MAX_REPLICAS", "42");
             let s = Settings::load(None).expect("loads");

@@ -13,6 +13,7 @@ pub mod actor;
 pub(crate) mod components;
 pub mod conformal;
 pub mod ensemble;
+pub mod features;
 pub(crate) mod grid;
 pub mod snaive;
 
