@@ -44,6 +44,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         root.send(StartService(ctx)).await??;
     }
     retention_task(backend.clone(), settings.database.metrics_retention_days);
+    let _relay = (!settings.kafka.brokers.trim().is_empty())
+        .then(|| -> anyhow::Result<_> {
+            let sink = events::relay::KafkaSink::new(&settings.kafka.brokers, &settings.kafka.events_topic)?;
+            tracing::info!(brokers = %settings.kafka.brokers, topic = %settings.kafka.events_topic, "relaying events to kafka");
+            Ok(events::relay::spawn_relay(
+                backend.store.clone(),
+                backend.models.clone(),
+                Arc::new(sink),
+                "relay:kafka",
+                Duration::from_millis(500),
+            ))
+        })
+        .transpose()?;
     let state = AppState {
         backend,
         root: Some(root),

@@ -34,8 +34,13 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_j
 }
 
 fn start(db: &str, port: u16) -> Child {
+    start_with(db, port, &[])
+}
+
+fn start_with(db: &str, port: u16, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_predictive-scaler"))
         .arg("serve")
+        .envs(env.iter().copied())
         .env("PSCALER_DATABASE__URL", db)
         .env("PSCALER_HTTP__BIND", format!("127.0.0.1:{port}"))
         .env("PSCALER_MODELS__MODEL", "snaive")
@@ -131,4 +136,54 @@ fn sigkill_and_restart_lose_no_acknowledged_event() {
             .unwrap()
     });
     assert_eq!(n, acknowledged + 1, "every acknowledged sample is stored");
+}
+
+/// `serve` with `kafka.brokers` set relays the log to Kafka (librdkafka's mock
+/// cluster speaks the real protocol on loopback).
+#[test]
+fn serve_relays_the_log_to_kafka() {
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    cluster.create_topic("pscaler.events", 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("kafka.db").display());
+    let port = free_port();
+    let mut child = start_with(&db, port, &[("PSCALER_KAFKA__BROKERS", brokers.as_str())]);
+    let t0 = chrono::Utc::now() - chrono::Duration::minutes(10);
+    for i in 0..5 {
+        let ts = (t0 + chrono::Duration::minutes(i)).to_rfc3339();
+        let body = format!(r#"{{"service":"default","timestamp":"{ts}","value":{}}}"#, 20 + i * 10);
+        assert_eq!(http(port, "POST", "/api/v1/metrics", &body).unwrap().0, 202);
+    }
+    let (_, log) = http(port, "GET", "/api/v1/audit/events?limit=5000", "").unwrap();
+    let expected: Vec<u64> = log["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["position"].as_u64().unwrap())
+        .collect();
+    assert!(!expected.is_empty());
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "kafka-serve-test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["pscaler.events"]).unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < expected.len() && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let e: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            got.push(e["position"].as_u64().unwrap());
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(got, expected, "every event, in log order");
 }

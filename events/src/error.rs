@@ -22,6 +22,9 @@ pub enum StoreError {
     /// An argument was refused before anything was written.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// An event sink (Kafka) refused or failed a delivery.
+    #[error("event sink: {0}")]
+    Sink(String),
     /// The database refused or failed the operation.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),

@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod metrics;
 pub mod projections;
+pub mod relay;
 pub mod store;
 pub mod testing;
 pub mod upcast;

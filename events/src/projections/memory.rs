@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{DocQuery, OpKind, ReadModelStore, RowOp, Val, project};
+use super::{DocQuery, OpKind, RELAY_PREFIX, ReadModelStore, RowOp, Val, project};
 use crate::envelope::RecordedEvent;
 use crate::error::StoreError;
 
@@ -91,9 +91,16 @@ impl ReadModelStore for MemoryReadModels {
         Ok(pos)
     }
 
+    async fn advance(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        let mut g = self.inner.lock().expect("poisoned");
+        let p = g.0.entry(name.to_string()).or_insert(0);
+        *p = (*p).max(position);
+        Ok(())
+    }
+
     async fn reset(&self) -> Result<(), StoreError> {
         let mut g = self.inner.lock().expect("poisoned");
-        g.0.clear();
+        g.0.retain(|name, _| name.starts_with(RELAY_PREFIX));
         g.1.clear();
         Ok(())
     }

@@ -31,6 +31,10 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("alert_logs", &["alert_id"]),
 ];
 
+/// Checkpoints whose name starts with this belong to relays: a rebuild of the
+/// read models keeps them, so it does not re-publish the whole log.
+pub const RELAY_PREFIX: &str = "relay:";
+
 /// Where the read models live and how they are changed.
 #[async_trait]
 pub trait ReadModelStore: Send + Sync + 'static {
@@ -41,7 +45,10 @@ pub trait ReadModelStore: Send + Sync + 'static {
     /// checkpoint, in one transaction. Returns the new checkpoint.
     async fn apply(&self, projection: &str, events: &[RecordedEvent]) -> Result<u64, StoreError>;
 
-    /// Empties every read model and checkpoint (the log is untouched).
+    /// Moves a checkpoint that guards no read model (relays); never moves it back.
+    async fn advance(&self, name: &str, position: u64) -> Result<(), StoreError>;
+
+    /// Empties every read model and their checkpoints (the log and relay checkpoints are untouched).
     async fn reset(&self) -> Result<(), StoreError>;
 
     /// Documents of one read model, filtered and ordered.

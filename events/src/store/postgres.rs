@@ -309,15 +309,25 @@ impl ReadModelStore for PgStore {
         Ok(pos)
     }
 
-    async fn reset(&self) -> Result<(), StoreError> {
-        let tables: Vec<&str> = TABLES
-            .iter()
-            .map(|(t, _)| *t)
-            .chain(["projection_checkpoints"])
-            .collect();
-        sqlx::query(AssertSqlSafe(format!("TRUNCATE {}", tables.join(", "))))
+    async fn advance(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET position = GREATEST(projection_checkpoints.position, EXCLUDED.position)")
+            .bind(name)
+            .bind(position as i64)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn reset(&self) -> Result<(), StoreError> {
+        let tables: Vec<&str> = TABLES.iter().map(|(t, _)| *t).collect();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(AssertSqlSafe(format!("TRUNCATE {}", tables.join(", "))))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name NOT LIKE 'relay:%'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -283,6 +283,15 @@ impl ReadModelStore for SqliteStore {
         Ok(pos)
     }
 
+    async fn advance(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET position = MAX(position, excluded.position)")
+            .bind(name)
+            .bind(position as i64)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn reset(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (table, _) in TABLES {
