@@ -76,3 +76,27 @@ pub struct InjectFault;
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "u32")]
 pub struct Generation;
+
+/// Implements [`InjectFault`] (stop, so the supervisor restarts the actor) and
+/// [`Generation`] for an actor with `ctx: ServiceContext` and `generation: u32` fields.
+#[macro_export]
+macro_rules! supervision_handlers {
+    ($actor:ty, $concern:literal) => {
+        impl ::actix::Handler<$crate::messages::InjectFault> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, _: $crate::messages::InjectFault, ctx: &mut Self::Context) {
+                ::tracing::warn!(service = %self.ctx.service, concern = $concern, "injected fault: stopping");
+                ::actix::ActorContext::stop(ctx);
+            }
+        }
+
+        impl ::actix::Handler<$crate::messages::Generation> for $actor {
+            type Result = u32;
+
+            fn handle(&mut self, _: $crate::messages::Generation, _: &mut Self::Context) -> u32 {
+                self.generation
+            }
+        }
+    };
+}

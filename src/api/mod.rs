@@ -226,20 +226,7 @@ async fn approve(
     id: web::Path<String>,
     body: Option<web::Json<Verdict>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let doc = find_decision(&s, id).await?;
-    let actors = service_actors(&s, &doc).await?;
-    let v = body.map(|b| b.into_inner()).unwrap_or_default();
-    let by = v.by.unwrap_or_else(|| "api".into());
-    actors
-        .decision
-        .send(Approve {
-            decision_id: id,
-            by: by.clone(),
-            comment: v.reason,
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(json!({"decision_id": id, "status": "approved", "approved_by": by})))
+    verdict(&s, &id, body, true).await
 }
 
 async fn reject(
@@ -247,20 +234,39 @@ async fn reject(
     id: web::Path<String>,
     body: Option<web::Json<Verdict>>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let doc = find_decision(&s, id).await?;
-    let actors = service_actors(&s, &doc).await?;
+    verdict(&s, &id, body, false).await
+}
+
+/// A person's approval or rejection, sent to the decision actor of the decision's service.
+async fn verdict(
+    s: &AppState,
+    raw_id: &str,
+    body: Option<web::Json<Verdict>>,
+    approve: bool,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(raw_id)?;
+    let doc = find_decision(s, id).await?;
+    let decision = service_actors(s, &doc).await?.decision;
     let v = body.map(|b| b.into_inner()).unwrap_or_default();
     let by = v.by.unwrap_or_else(|| "api".into());
-    actors
-        .decision
-        .send(Reject {
+    let (status, by_key) = if approve {
+        let msg = Approve {
+            decision_id: id,
+            by: by.clone(),
+            comment: v.reason,
+        };
+        decision.send(msg).await??;
+        ("approved", "approved_by")
+    } else {
+        let msg = Reject {
             decision_id: id,
             by: by.clone(),
             reason: v.reason,
-        })
-        .await??;
-    Ok(HttpResponse::Ok().json(json!({"decision_id": id, "status": "rejected", "rejected_by": by})))
+        };
+        decision.send(msg).await??;
+        ("rejected", "rejected_by")
+    };
+    Ok(HttpResponse::Ok().json(json!({"decision_id": id, "status": status, by_key: by})))
 }
 
 async fn status(s: web::Data<AppState>, q: web::Query<ServiceFilter>) -> Result<HttpResponse, ApiError> {

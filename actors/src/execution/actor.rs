@@ -9,7 +9,7 @@ use events::{Event, ExpectedVersion, Metadata, NewEvent, streams};
 use crate::context::ServiceContext;
 use crate::error::ActorError;
 use crate::history::decision_history;
-use crate::messages::{Execute, Generation, InjectFault, Tick};
+use crate::messages::{Execute, Tick};
 
 /// An executed decision waiting for its verification.
 #[derive(Debug, Clone)]
@@ -272,19 +272,4 @@ async fn rollback(
     Ok(())
 }
 
-impl Handler<InjectFault> for ExecutionActor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, ctx: &mut Self::Context) {
-        tracing::warn!(service = %self.ctx.service, "execution actor: injected fault");
-        ctx.stop();
-    }
-}
-
-impl Handler<Generation> for ExecutionActor {
-    type Result = u32;
-
-    fn handle(&mut self, _: Generation, _: &mut Self::Context) -> u32 {
-        self.generation
-    }
-}
+crate::supervision_handlers!(ExecutionActor, "execution");

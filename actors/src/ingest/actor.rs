@@ -6,7 +6,7 @@ use events::metrics::MetricSample;
 
 use crate::context::{LOAD_METRIC, ServiceContext};
 use crate::error::ActorError;
-use crate::messages::{Generation, InjectFault, Observed, Sample, Tick};
+use crate::messages::{Observed, Sample, Tick};
 
 /// One per service.
 pub struct IngestActor {
@@ -97,19 +97,4 @@ impl Handler<Sample> for IngestActor {
     }
 }
 
-impl Handler<InjectFault> for IngestActor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, ctx: &mut Self::Context) {
-        tracing::warn!(service = %self.ctx.service, "ingest actor: injected fault");
-        ctx.stop();
-    }
-}
-
-impl Handler<Generation> for IngestActor {
-    type Result = u32;
-
-    fn handle(&mut self, _: Generation, _: &mut Self::Context) -> u32 {
-        self.generation
-    }
-}
+crate::supervision_handlers!(IngestActor, "ingest");
