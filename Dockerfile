@@ -13,18 +13,18 @@
 ############################
 FROM rust:1.95-bookworm AS builder
 
-# cmake/clang/libclang/libcurl headers/pkg-config are not needed by the current
-# dependency set (sqlx bundles SQLite and only needs a C compiler) but are by the
-# crates planned next (rdkafka with cmake-build, lightgbm3, bindgen users).
+# Native builds: librdkafka (rdkafka's cmake-build; includes curl/curl.h),
+# LightGBM (CMake >= 3.28: Debian 12 ships 3.25, so pip's CMake is used),
+# aws-lc (kube's TLS), bindgen users (clang/libclang).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        cmake clang libclang-dev libcurl4-openssl-dev pkg-config \
+        cmake clang libclang-dev libcurl4-openssl-dev pkg-config python3-pip \
+ && pip install --break-system-packages cmake==3.31.10 \
  && rm -rf /var/lib/apt/lists/*
+ENV CMAKE=/usr/local/bin/cmake
 
-# lightgbm3 will need CMake >= 3.28; Debian 12 ships 3.25. When it lands:
-#   RUN apt-get update && apt-get install -y --no-install-recommends python3-pip \
-#    && pip install --break-system-packages cmake==3.31.10
-#   ENV CMAKE=/usr/local/bin/cmake
+# Cargo features of the image: the Kubernetes scale target and the ML models.
+ARG FEATURES="kubernetes ml"
 
 # sqlx `query!` macros must not try to reach a database at build time: they use
 # the committed `.sqlx/` offline data instead (no effect if the macros are unused).
@@ -41,7 +41,7 @@ COPY . .
 RUN --mount=type=cache,id=pscaler-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=pscaler-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=pscaler-target,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin predictive-scaler \
+    cargo build --release --locked --features "$FEATURES" --bin predictive-scaler \
  && install -D -m 0755 target/release/predictive-scaler /out/predictive-scaler
 
 ############################

@@ -85,6 +85,13 @@ pub struct ExecutionSettings {
     pub initial_replicas: u32,
 }
 
+/// The scale targets compiled into this build.
+#[cfg(feature = "kubernetes")]
+pub const EXECUTION_TARGETS: &[&str] = &["simulated", "kubernetes"];
+/// The scale targets compiled into this build.
+#[cfg(not(feature = "kubernetes"))]
+pub const EXECUTION_TARGETS: &[&str] = &["simulated"];
+
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -179,12 +186,13 @@ impl Settings {
                 "step_seconds, horizon_minutes, cadence_seconds and history_seconds must be positive".into(),
             );
         }
-        if self.execution.target != "simulated" {
+        if !EXECUTION_TARGETS.contains(&self.execution.target.as_str()) {
             return bad(
                 "execution.target",
                 format!(
-                    "`{}` is not available in this build (available: simulated)",
-                    self.execution.target
+                    "`{}` is not available in this build (available: {})",
+                    self.execution.target,
+                    EXECUTION_TARGETS.join(", ")
                 ),
             );
         }

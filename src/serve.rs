@@ -26,11 +26,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     let clock = Arc::new(SystemClock);
     let root = RootSupervisor::default().start();
-    let mut cluster = SimulatedCluster::new(clock.clone(), chrono::Duration::seconds(settings.scaling.warmup_s));
-    for s in &settings.services {
-        cluster = cluster.with_service(s, settings.execution.initial_replicas);
-    }
-    let cluster = Arc::new(cluster);
+    let cluster = scale_target(&settings, clock.clone()).await?;
     for service in &settings.services {
         let ctx = ServiceContext {
             service: service.clone(),
@@ -70,6 +66,28 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .run()
         .await?;
     Ok(())
+}
+
+/// The scale target `execution.target` names.
+async fn scale_target(
+    settings: &Settings,
+    clock: Arc<SystemClock>,
+) -> anyhow::Result<Arc<dyn actors::execution::ScaleTarget>> {
+    match settings.execution.target.as_str() {
+        #[cfg(feature = "kubernetes")]
+        "kubernetes" => {
+            let k = &settings.kubernetes;
+            let t = actors::execution::KubernetesTarget::connect(&k.namespace, k.in_cluster, &k.kubeconfig).await?;
+            Ok(Arc::new(t))
+        }
+        _ => {
+            let mut cluster = SimulatedCluster::new(clock, chrono::Duration::seconds(settings.scaling.warmup_s));
+            for s in &settings.services {
+                cluster = cluster.with_service(s, settings.execution.initial_replicas);
+            }
+            Ok(Arc::new(cluster))
+        }
+    }
 }
 
 /// Deletes metrics past the retention period once an hour.

@@ -36,6 +36,11 @@ impl ManualClock {
         self.micros.store(t.timestamp_micros(), Ordering::SeqCst);
     }
 
+    /// The current virtual time (same as [`Clock::now`], without the trait in scope).
+    pub fn now_utc(&self) -> DateTime<Utc> {
+        Clock::now(self)
+    }
+
     pub fn advance(&self, d: chrono::Duration) {
         self.micros
             .fetch_add(d.num_microseconds().unwrap_or(0), Ordering::SeqCst);

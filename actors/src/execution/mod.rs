@@ -2,10 +2,14 @@
 //! and rolls them back when verification fails.
 
 mod actor;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod simulated;
 mod target;
 
 pub use actor::ExecutionActor;
+#[cfg(feature = "kubernetes")]
+pub use kubernetes::KubernetesTarget;
 pub use simulated::SimulatedCluster;
 pub use target::{ScaleTarget, TargetState};
 

@@ -20,6 +20,7 @@ pub struct SimulatedCluster {
     warmup: chrono::Duration,
     services: Mutex<HashMap<String, Vec<DateTime<Utc>>>>,
     failures: AtomicU32,
+    stalled: std::sync::atomic::AtomicBool,
     calls: Mutex<Vec<(String, u32)>>,
 }
 
@@ -30,6 +31,7 @@ impl SimulatedCluster {
             warmup,
             services: Mutex::new(HashMap::new()),
             failures: AtomicU32::new(0),
+            stalled: std::sync::atomic::AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
         }
     }
@@ -47,6 +49,12 @@ impl SimulatedCluster {
     /// Makes the next `n` scale calls fail (for tests of failure handling).
     pub fn fail_next(&self, n: u32) {
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// From now on new replicas never become ready (a bad image, no capacity):
+    /// for tests of verification failure and rollback.
+    pub fn stall_new_replicas(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
     }
 
     /// Every successful scale call so far, in order.
@@ -79,8 +87,13 @@ impl ScaleTarget for SimulatedCluster {
             let i = pending.unwrap_or(ready_at.len() - 1);
             ready_at.remove(i);
         }
+        let ready = if self.stalled.load(Ordering::SeqCst) {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            now + self.warmup
+        };
         while ready_at.len() < replicas as usize {
-            ready_at.push(now + self.warmup);
+            ready_at.push(ready);
         }
         self.calls
             .lock()

@@ -1,1 +1,269 @@
+//! Execution, verification and rollback against the simulated cluster.
 
+use std::sync::Arc;
+
+use actix::Actor;
+use chrono::{Duration, TimeZone, Utc};
+use events::store::memory::MemoryStore;
+use events::vocabulary::*;
+use events::{Event, EventStore, Metadata};
+use uuid::Uuid;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::context::{ForecastSettings, ServiceContext};
+use crate::decision::ScalingPolicy;
+use crate::messages::{Execute, Tick};
+
+fn decision(from: u32, to: u32) -> DecisionProposed {
+    let cfg = |r| TargetConfig {
+        replicas: r,
+        instance_type: None,
+        spot_share: 0.0,
+    };
+    DecisionProposed {
+        decision_id: Uuid::new_v4(),
+        service: "api".into(),
+        strategy: "gradual_ramp".into(),
+        current: cfg(from),
+        target: cfg(to),
+        reasoning: vec![],
+        estimated_hourly_cost: None,
+        forecast_id: None,
+        requires_approval: false,
+        inputs: serde_json::json!({}),
+        scores: serde_json::json!({}),
+        rollback_to: cfg(from),
+        verification: VerificationCriteria {
+            ready_replicas: to,
+            timeout_seconds: 600,
+            max_utilization: None,
+        },
+    }
+}
+
+struct Rig {
+    clock: ManualClock,
+    cluster: Arc<SimulatedCluster>,
+    store: Arc<MemoryStore>,
+    exe: actix::Addr<ExecutionActor>,
+}
+
+fn rig() -> Rig {
+    let clock = ManualClock::at(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+    let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 2));
+    let store = Arc::new(MemoryStore::new());
+    let ctx = ServiceContext {
+        service: "api".into(),
+        store: store.clone(),
+        metrics: Arc::new(NoMetrics),
+        clock: Arc::new(clock.clone()),
+        target: cluster.clone(),
+        forecast: ForecastSettings::default(),
+        policy: ScalingPolicy::default(),
+    };
+    let exe = ExecutionActor::new(ctx).start();
+    Rig {
+        clock,
+        cluster,
+        store,
+        exe,
+    }
+}
+
+/// Execution never reads metrics.
+struct NoMetrics;
+
+#[async_trait::async_trait]
+impl events::metrics::MetricStore for NoMetrics {
+    async fn insert_batch(&self, _: &[events::metrics::MetricSample]) -> Result<u64, events::StoreError> {
+        unreachable!("execution stores no metrics")
+    }
+    async fn range(
+        &self,
+        _: &str,
+        _: &str,
+        _: chrono::DateTime<Utc>,
+        _: chrono::DateTime<Utc>,
+    ) -> Result<Vec<events::metrics::MetricSample>, events::StoreError> {
+        unreachable!("execution reads no metrics")
+    }
+    async fn aggregate(
+        &self,
+        _: &str,
+        _: &str,
+        _: chrono::DateTime<Utc>,
+        _: chrono::DateTime<Utc>,
+        _: i64,
+    ) -> Result<Vec<events::metrics::Bucket>, events::StoreError> {
+        unreachable!("execution reads no metrics")
+    }
+    async fn apply_retention(&self, _: chrono::DateTime<Utc>) -> Result<u64, events::StoreError> {
+        unreachable!("execution keeps no metrics")
+    }
+}
+
+async fn types(store: &MemoryStore, id: Uuid) -> Vec<&'static str> {
+    store
+        .read_stream(&events::streams::decision(id), 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.event_type())
+        .collect()
+}
+
+#[actix::test]
+async fn given_replicas_warm_up_when_the_warmup_passes_then_the_decision_is_verified() {
+    let r = rig();
+    let d = decision(2, 5);
+    let cause = Metadata::new("test", r.clock.now_utc());
+    r.exe
+        .send(Execute {
+            decision: d.clone(),
+            cause,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    r.clock.advance(Duration::minutes(1));
+    r.exe.send(Tick { now: r.clock.now_utc() }).await.unwrap().unwrap();
+    assert_eq!(
+        types(&r.store, d.decision_id).await,
+        ["ScalingStarted", "ScalingSucceeded"],
+        "still warming up"
+    );
+    r.clock.advance(Duration::minutes(3));
+    r.exe.send(Tick { now: r.clock.now_utc() }).await.unwrap().unwrap();
+    assert_eq!(
+        types(&r.store, d.decision_id).await,
+        ["ScalingStarted", "ScalingSucceeded", "VerificationPassed"]
+    );
+}
+
+#[actix::test]
+async fn given_replicas_that_never_get_ready_when_the_timeout_passes_then_it_rolls_back() {
+    let r = rig();
+    r.cluster.stall_new_replicas(true);
+    let d = decision(2, 6);
+    r.exe
+        .send(Execute {
+            decision: d.clone(),
+            cause: Metadata::new("test", r.clock.now_utc()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    r.clock.advance(Duration::minutes(5));
+    r.exe.send(Tick { now: r.clock.now_utc() }).await.unwrap().unwrap();
+    assert_eq!(
+        r.cluster.state("api").await.unwrap(),
+        TargetState { desired: 6, ready: 2 },
+        "waiting"
+    );
+    r.clock.advance(Duration::minutes(6));
+    r.exe.send(Tick { now: r.clock.now_utc() }).await.unwrap().unwrap();
+    assert_eq!(
+        types(&r.store, d.decision_id).await,
+        [
+            "ScalingStarted",
+            "ScalingSucceeded",
+            "VerificationFailed",
+            "RollbackStarted",
+            "RollbackCompleted"
+        ]
+    );
+    assert_eq!(
+        r.cluster.state("api").await.unwrap(),
+        TargetState { desired: 2, ready: 2 },
+        "back where it was"
+    );
+    let events = r
+        .store
+        .read_stream(&events::streams::decision(d.decision_id), 0)
+        .await
+        .unwrap();
+    let Event::VerificationFailed(f) = &events[2].event else {
+        panic!()
+    };
+    assert!(f.reason.contains("2 of 6"), "{}", f.reason);
+    // The rollback chain keeps the decision's correlation id.
+    assert!(
+        events
+            .iter()
+            .all(|e| e.metadata.correlation_id == events[0].metadata.correlation_id)
+    );
+}
+
+#[actix::test]
+async fn given_the_target_refuses_when_executing_then_scaling_failed_is_recorded() {
+    let r = rig();
+    r.cluster.fail_next(1);
+    let d = decision(2, 4);
+    r.exe
+        .send(Execute {
+            decision: d.clone(),
+            cause: Metadata::new("test", r.clock.now_utc()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        types(&r.store, d.decision_id).await,
+        ["ScalingStarted", "ScalingFailed"]
+    );
+    assert_eq!(r.cluster.state("api").await.unwrap().desired, 2, "nothing changed");
+}
+
+#[actix::test]
+async fn a_newer_execution_supersedes_an_unverified_one() {
+    let r = rig();
+    let (a, b) = (decision(2, 5), decision(5, 7));
+    r.exe
+        .send(Execute {
+            decision: a.clone(),
+            cause: Metadata::new("t", r.clock.now_utc()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    r.exe
+        .send(Execute {
+            decision: b.clone(),
+            cause: Metadata::new("t", r.clock.now_utc()),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        types(&r.store, a.decision_id).await,
+        ["ScalingStarted", "ScalingSucceeded", "DecisionSuperseded"]
+    );
+    r.clock.advance(Duration::minutes(4));
+    r.exe.send(Tick { now: r.clock.now_utc() }).await.unwrap().unwrap();
+    assert_eq!(types(&r.store, b.decision_id).await.last(), Some(&"VerificationPassed"));
+}
+
+#[tokio::test]
+async fn the_simulated_cluster_lets_pending_replicas_go_first() {
+    let clock = ManualClock::at(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+    let c = SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("s", 3);
+    c.scale("s", 5).await.unwrap();
+    assert_eq!(c.state("s").await.unwrap(), TargetState { desired: 5, ready: 3 });
+    c.scale("s", 4).await.unwrap();
+    assert_eq!(
+        c.state("s").await.unwrap(),
+        TargetState { desired: 4, ready: 3 },
+        "a pending one went first"
+    );
+    c.scale("s", 2).await.unwrap();
+    assert_eq!(c.state("s").await.unwrap(), TargetState { desired: 2, ready: 2 });
+    clock.advance(Duration::minutes(3));
+    assert!(
+        c.scale("nope", 1)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("unknown service")
+    );
+}
