@@ -8,6 +8,8 @@ use events::projections::ReadModelStore;
 use events::store::{postgres::PgStore, sqlite::SqliteStore};
 use events::{EventStore, StoreError};
 
+use crate::cache::{Cache, MemoryCache};
+
 /// The three ports, backed by one database.
 #[derive(Clone)]
 pub struct Backend {
@@ -16,6 +18,8 @@ pub struct Backend {
     pub metrics: Arc<dyn MetricStore>,
     /// `sqlite` or `postgres`.
     pub kind: &'static str,
+    /// The read cache: in-process unless [`Backend::with_cache`] sets another (Redis).
+    pub cache: Arc<dyn Cache>,
 }
 
 impl Backend {
@@ -28,6 +32,7 @@ impl Backend {
                 models: s.clone(),
                 metrics: s,
                 kind: "postgres",
+                cache: memory_cache(),
             })
         } else {
             let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
@@ -44,7 +49,19 @@ impl Backend {
                 models: s.clone(),
                 metrics: s,
                 kind: "sqlite",
+                cache: memory_cache(),
             })
         }
+    }
+}
+
+fn memory_cache() -> Arc<dyn Cache> {
+    Arc::new(MemoryCache::default())
+}
+
+impl Backend {
+    /// The same backend with another read cache.
+    pub fn with_cache(self, cache: Arc<dyn Cache>) -> Backend {
+        Backend { cache, ..self }
     }
 }

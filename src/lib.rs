@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backend;
 pub mod backtest;
+pub mod cache;
 pub mod config;
 pub mod demo;
 pub mod explain;

@@ -19,6 +19,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let backend = Backend::connect(&settings.database.url)
         .await
         .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
+    let backend = backend.with_cache(
+        crate::cache::from_settings(&settings.redis.url)
+            .await
+            .context("connecting to redis.url")?,
+    );
     let _projector = Projector::spawn(
         backend.store.clone(),
         backend.models.clone(),

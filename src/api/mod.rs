@@ -35,6 +35,9 @@ pub struct AppState {
     pub max_projection_lag: u64,
 }
 
+/// How long a cached read may be served.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
@@ -131,8 +134,21 @@ async fn current_predictions(s: web::Data<AppState>, q: web::Query<ServiceFilter
     if let Some(svc) = &q.service {
         query = query.filter("service", Val::Text(svc.clone()));
     }
-    let docs = s.backend.models.query(&query).await?;
-    Ok(HttpResponse::Ok().json(json!({"predictions": docs})))
+    let key = format!("predictions/current/{}", q.service.as_deref().unwrap_or("*"));
+    if let Ok(Some(hit)) = s.backend.cache.get(&key).await {
+        return Ok(HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header(("x-cache", "hit"))
+            .body(hit));
+    }
+    let body = json!({"predictions": s.backend.models.query(&query).await?}).to_string();
+    if let Err(e) = s.backend.cache.set(&key, &body, CACHE_TTL).await {
+        tracing::warn!(error = %e, "cache unavailable; serving from the read models");
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(("x-cache", "miss"))
+        .body(body))
 }
 
 #[derive(Debug, Deserialize)]
