@@ -106,21 +106,34 @@ def main() -> None:
       f"**{timing['backtest_s']:.1f} s**; simulate of the whole panel {timing['simulate_s']:.1f} s. "
       "(BASELINES.md: the peers on the six larger series take hours on 2 cores.)")
     w("")
-    w("### Scaling against the reactive HPA at 0.7")
+    w("### Scaling goals (issue 4)")
     w("")
-    w("| series | scaler violated % | scaler excess over oracle % | hpa@0.7 violated % | hpa@0.7 excess % | verdict |")
-    w("|---|---|---|---|---|---|")
+    w("On every series: violated minutes at most those of HPA@0.7, and replica-hours above the oracle at most")
+    w("half of HPA@0.7's excess. Stretch: below the whole HPA frontier, i.e. no HPA target (0.5–0.9) violates")
+    w("no more than the scaler and costs less.")
+    w("")
+    w("| series | scaler violated % | hpa@0.7 violated % | violations met | scaler excess % | goal: excess ≤ % | cost met | stretch |")
+    w("|---|---|---|---|---|---|---|---|")
+    met = [0, 0, 0, 0]
     for r in sc:
         if "scaler" not in r:
             continue
         o = r["oracle"]["replica_hours"]
         us, hp = r["scaler"], r["hpa@0.7"]
         ex = lambda x: 100 * (x["replica_hours"] / o - 1) if o > 0 else float("nan")
-        fewer = us["violation_pct"] <= hp["violation_pct"]
-        cheaper = us["replica_hours"] <= hp["replica_hours"]
-        verdict = ("better on both" if fewer and cheaper else "fewer violations, costlier" if fewer
-                   else "cheaper, more violations" if cheaper else "worse on both")
-        w(f"| {r['series']} | {us['violation_pct']:.2f} | {ex(us):.1f} | {hp['violation_pct']:.2f} | {ex(hp):.1f} | {verdict} |")
+        ok_v = us["violation_pct"] <= hp["violation_pct"] + 1e-9
+        ok_c = ex(us) <= ex(hp) / 2
+        hpas = [r[p] for p in POLICIES if p.startswith("hpa@")]
+        stretch = all(not (h["violation_pct"] <= us["violation_pct"] and h["replica_hours"] < us["replica_hours"])
+                      for h in hpas)
+        met[0] += ok_v; met[1] += ok_c; met[2] += ok_v and ok_c; met[3] += stretch
+        yn = lambda b: "yes" if b else "**no**"
+        w(f"| {r['series']} | {us['violation_pct']:.2f} | {hp['violation_pct']:.2f} | {yn(ok_v)} | {ex(us):.1f} | "
+          f"{ex(hp) / 2:.1f} | {yn(ok_c)} | {'yes' if stretch else 'no'} |")
+    n = sum(1 for r in sc if "scaler" in r)
+    w("")
+    w(f"Met on {met[0]}/{n} series for violations, {met[1]}/{n} for cost, {met[2]}/{n} for both; "
+      f"stretch on {met[3]}/{n}.")
     w("")
     w("## How the numbers are made")
     w("")
@@ -137,10 +150,19 @@ def main() -> None:
     w("  6 h / 24 h; the file holds one row per (origin, step), from the class with the shortest horizon.")
     w("- **Scaling** (`predictive-scaler simulate`): one decision a minute in virtual time; the forecast is")
     w("  refreshed whenever a new observation arrives (only observations at or before the tick are read), and")
-    w("  `actors::decision::decide` runs with the default policy (p90 at 0.85 utilization over warm-up + one")
-    w("  interval, starting from the observed load, +20 / -10 replicas per decision, bursts of 1.5x at once,")
-    w("  no scale-down within 300 s of a change, emergency scale-up when the observed load exceeds the ready")
-    w("  capacity, reactive fallback on stale forecasts).")
+    w("  `actors::decision::decide` runs with the default policy (docs/decisions/0004-decision-engine.md): over")
+    w("  the ticks up to the next decision's warm-up (now … now + 3 min), starting from the observed load, plan")
+    w("  for the peak of max(newsvendor quantile at full capacity, p50 / 0.85); the default costs (a violated")
+    w("  minute 0.0304 against an idle m5.large minute 0.0016) give q = 0.95, the split-normal reading of")
+    w("  p10/p50/p90 gives other quantiles; +20 / -10 replicas per decision, bursts of 1.5x at once, no")
+    w("  scale-down within 300 s of a scale-up nor below the window's p90, emergency scale-up when the observed")
+    w("  load exceeds the ready capacity, reactive fallback on stale or unusable forecasts. One on-demand type,")
+    w("  no spot (the protocol's replicas). The two constants (q = 0.95 by default, the 0.85 median ceiling) were")
+    w("  picked on this panel among a handful of settings (quantile 0.8/0.9/0.95, ceiling 0.8/0.85/0.9/1.0,")
+    w("  cooldown 60/120/300 s), so these numbers are in-sample.")
+    w("- **Why HPA is hard to beat on violations with coarse series**: the protocol interpolates demand linearly")
+    w("  between observations and the HPA reads that demand every minute, so within a 5- or 30-minute step it")
+    w("  already sees part of the next observation; a causal scaler sees only observations up to now.")
     w("")
     w("## Forecasts, aggregated")
     w("")
@@ -173,8 +195,7 @@ def main() -> None:
     w("## Scaling, per series")
     w("")
     w("Same physics for every policy (capacity P99(train)/20 per replica, [1, 200], 3-minute warm-up, one-minute")
-    w("decisions). `scaler` is ours: replicas for the highest p90 forecast over warm-up + one decision interval at")
-    w("the default target utilization, with the decision rule's step limits and scale-down cooldown.")
+    w("decisions). `scaler` is ours: the decision engine with the default policy (see above).")
     w("")
     w("| series | policy | violated min % | unserved % | replica-hours | excess over oracle % | changes |")
     w("|---|---|---|---|---|---|---|")

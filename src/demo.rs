@@ -117,6 +117,8 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
         capacity_per_replica: capacity.max(f64::MIN_POSITIVE),
         decision_interval_s: s.step_s,
         stale_forecast_s: 3 * s.step_s,
+        // The simulated cluster applies replica counts only: plan on-demand capacity.
+        spot_shares: vec![0.0],
         ..ScalingPolicy::default()
     };
     let initial = ((s.y[hist - 1] / (capacity * policy.target_utilization)).ceil() as u32)

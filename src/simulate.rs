@@ -38,7 +38,7 @@ pub struct Args {
     /// Most replicas.
     #[arg(long, default_value_t = series::MAX_REPLICAS)]
     pub max_replicas: u32,
-    /// Share of a replica's capacity the p90 forecast is planned at.
+    /// Highest utilization planned for the forecast median (the provisioning quantile is planned at full capacity).
     #[arg(long, default_value_t = ScalingPolicy::default().target_utilization)]
     pub target_utilization: f64,
     /// Seconds between decisions (virtual time).
@@ -50,6 +50,12 @@ pub struct Args {
     /// Forecasting model (see `actors::forecast::model_names`).
     #[arg(long, default_value = forecast::DEFAULT_MODEL)]
     pub model: String,
+    /// A fixed provisioning quantile instead of the newsvendor one.
+    #[arg(long)]
+    pub provisioning_quantile: Option<f64>,
+    /// Cost of a violated minute (sets the newsvendor quantile against an idle replica-minute).
+    #[arg(long, default_value_t = ScalingPolicy::default().violation_cost_per_minute)]
+    pub violation_cost_per_minute: f64,
 }
 
 impl Args {
@@ -67,6 +73,8 @@ impl Args {
             decision_interval_s: 60,
             scale_down_cooldown_s: p.scale_down_cooldown_s,
             model: forecast::DEFAULT_MODEL.to_string(),
+            provisioning_quantile: None,
+            violation_cost_per_minute: p.violation_cost_per_minute,
         }
     }
 }
@@ -118,6 +126,11 @@ pub fn schedule(s: &Series, args: &Args, model: &dyn Forecaster) -> anyhow::Resu
         decision_interval_s: args.decision_interval_s,
         scale_down_cooldown_s: args.scale_down_cooldown_s,
         stale_forecast_s: stale_s,
+        provisioning_quantile: args.provisioning_quantile,
+        violation_cost_per_minute: args.violation_cost_per_minute,
+        // the protocol's replicas are one on-demand type: no spot, no other types
+        spot_shares: vec![0.0],
+        instance_types: Vec::new(),
         ..ScalingPolicy::default()
     };
     let horizon = usize::try_from((stale_s + lead_s + s.step_s - 1) / s.step_s)
@@ -148,6 +161,8 @@ pub fn schedule(s: &Series, args: &Args, model: &dyn Forecaster) -> anyhow::Resu
         last_scale_down_at: None,
         observed_load: f64::NAN,
         observed_at: 0,
+        instance_type: None,
+        spot_share: 0.0,
     };
     let mut fallback_notes = 0usize;
     for tick in 0..ticks {

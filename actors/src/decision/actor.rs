@@ -10,7 +10,7 @@ use events::{Event, ExpectedVersion, Metadata, NewEvent, StoreError, streams};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{ClusterState, Decision, ForecastInput, ScalingPolicy, Strategy, decide};
+use super::{ClusterState, Decision, ForecastInput, ScalingPolicy, Strategy, TargetConfig as Config, decide};
 use crate::context::ServiceContext;
 use crate::error::ActorError;
 use crate::history::decision_history;
@@ -45,6 +45,8 @@ pub struct DecisionActor {
     last_scale_down_at: Option<i64>,
     /// Decisions waiting for a person, by id, with the metadata of their proposal.
     awaiting: BTreeMap<Uuid, (DecisionProposed, Metadata)>,
+    /// Instance type and spot share of the last configuration scaled to.
+    fleet: (Option<String>, f64),
     generation: u32,
 }
 
@@ -54,6 +56,7 @@ struct Rebuilt {
     last_scale_up_at: Option<i64>,
     last_scale_down_at: Option<i64>,
     awaiting: BTreeMap<Uuid, (DecisionProposed, Metadata)>,
+    fleet: (Option<String>, f64),
 }
 
 fn rebuild(history: &[events::RecordedEvent]) -> Rebuilt {
@@ -71,6 +74,11 @@ fn rebuild(history: &[events::RecordedEvent]) -> Rebuilt {
             | Event::DecisionRejected(DecisionRejected { decision_id, .. })
             | Event::DecisionSuperseded(DecisionSuperseded { decision_id, .. }) => {
                 r.awaiting.remove(decision_id);
+            }
+            Event::ScalingSucceeded(s) => {
+                if let Some(d) = proposed.get(&s.decision_id) {
+                    r.fleet = (d.target.instance_type.clone(), d.target.spot_share);
+                }
             }
             Event::ScalingStarted(s) => {
                 let t = Some(e.metadata.recorded_at.timestamp());
@@ -95,6 +103,7 @@ impl DecisionActor {
             last_scale_up_at: None,
             last_scale_down_at: None,
             awaiting: BTreeMap::new(),
+            fleet: (None, 0.0),
             generation: 0,
         }
     }
@@ -116,6 +125,7 @@ impl Actor for DecisionActor {
                         act.last_scale_up_at = r.last_scale_up_at;
                         act.last_scale_down_at = r.last_scale_down_at;
                         act.awaiting = r.awaiting;
+                        act.fleet = r.fleet;
                     }
                     Err(e) => tracing::error!(error = %e, service = %act.ctx.service, "decision: rebuild failed"),
                 }),
@@ -157,6 +167,60 @@ fn strategy_name(s: Strategy) -> String {
         .unwrap_or_default()
 }
 
+fn event_config(c: &Config) -> TargetConfig {
+    TargetConfig {
+        replicas: c.replicas,
+        instance_type: Some(c.instance_type.clone()),
+        spot_share: c.spot_share,
+    }
+}
+
+/// The `DecisionProposed` event for decision `d` made from `inputs`: the target configuration,
+/// the reasoning, the scores and risks, the estimated cost, the rollback plan (the previous
+/// configuration), the verification criteria and every input, so `explain` can replay it.
+pub fn proposal(
+    id: Uuid,
+    service: &str,
+    d: &Decision,
+    inputs: &DecisionInputs,
+    forecast_id: Option<Uuid>,
+) -> DecisionProposed {
+    DecisionProposed {
+        decision_id: id,
+        service: service.to_string(),
+        strategy: strategy_name(d.strategy),
+        current: event_config(&d.rollback),
+        target: event_config(&d.target),
+        reasoning: d.reasoning.clone(),
+        estimated_hourly_cost: d.estimated_hourly_cost.filter(|c| c.is_finite()),
+        forecast_id,
+        requires_approval: d.requires_approval,
+        inputs: json!(inputs),
+        scores: json!({
+            "cost": d.scores.cost,
+            "performance": d.scores.performance,
+            "stability": d.scores.stability,
+            "risk": d.scores.risk,
+            "transition": d.scores.transition,
+            "total": d.scores.total,
+            "risks": d.risk,
+            "provisioning_quantile": d.provisioning_quantile,
+            "required_load": d.required_load,
+            "required_p10": d.required_p10,
+            "required_p50": d.required_p50,
+            "required_p90": d.required_p90,
+            "expected_utilization": d.verification.expected_utilization,
+            "candidates": d.candidates,
+        }),
+        rollback_to: event_config(&d.rollback),
+        verification: VerificationCriteria {
+            ready_replicas: d.verification.ready_replicas,
+            timeout_seconds: d.verification.timeout_s,
+            max_utilization: Some(d.verification.max_utilization),
+        },
+    }
+}
+
 impl Handler<ForecastReady> for DecisionActor {
     type Result = AtomicResponse<Self, Result<(), ActorError>>;
 
@@ -165,6 +229,7 @@ impl Handler<ForecastReady> for DecisionActor {
         let execution = self.execution.clone();
         let observed = self.last_observed;
         let (up, down) = (self.last_scale_up_at, self.last_scale_down_at);
+        let fleet = self.fleet.clone();
         let superseded: Vec<Uuid> = self.awaiting.keys().copied().collect();
         let to_supersede = superseded.clone();
         AtomicResponse::new(Box::pin(
@@ -179,6 +244,8 @@ impl Handler<ForecastReady> for DecisionActor {
                     last_scale_down_at: down,
                     observed_load: observed.map_or(0.0, |o| o.value),
                     observed_at: observed.map_or(now.timestamp(), |o| o.ts.timestamp()),
+                    instance_type: fleet.0,
+                    spot_share: fleet.1,
                 };
                 let inputs = DecisionInputs {
                     state,
@@ -191,30 +258,7 @@ impl Handler<ForecastReady> for DecisionActor {
                     return Ok(None);
                 }
                 let id = Uuid::new_v5(&DECISION_NS, msg.forecast.forecast_id.as_bytes());
-                let cfg = |r| TargetConfig {
-                    replicas: r,
-                    instance_type: None,
-                    spot_share: 0.0,
-                };
-                let proposed = DecisionProposed {
-                    decision_id: id,
-                    service: c.service.clone(),
-                    strategy: strategy_name(d.strategy),
-                    current: cfg(t.desired),
-                    target: cfg(d.target_replicas),
-                    reasoning: d.reasoning.clone(),
-                    estimated_hourly_cost: None,
-                    forecast_id: Some(msg.forecast.forecast_id),
-                    requires_approval: d.requires_approval,
-                    inputs: json!(inputs),
-                    scores: json!({"required_p50": d.required_p50, "required_p90": d.required_p90}),
-                    rollback_to: cfg(t.desired),
-                    verification: VerificationCriteria {
-                        ready_replicas: d.target_replicas,
-                        timeout_seconds: c.policy.warmup_s * 3 + c.policy.decision_interval_s,
-                        max_utilization: Some(1.0),
-                    },
-                };
+                let proposed = proposal(id, &c.service, &d, &inputs, Some(msg.forecast.forecast_id));
                 let meta = Metadata::caused_by_event(&msg.metadata, c.actor_name("decision"), now);
                 // A newer proposal replaces the ones still waiting for a person.
                 for old in &superseded {
@@ -268,8 +312,10 @@ impl Handler<ForecastReady> for DecisionActor {
                     if p.requires_approval {
                         act.awaiting.insert(p.decision_id, (p, meta));
                     } else if p.target.replicas > p.current.replicas {
+                        act.fleet = (p.target.instance_type.clone(), p.target.spot_share);
                         act.last_scale_up_at = Some(now);
                     } else {
+                        act.fleet = (p.target.instance_type.clone(), p.target.spot_share);
                         act.last_scale_down_at = Some(now);
                     }
                     Ok(())
@@ -316,6 +362,7 @@ impl Handler<Approve> for DecisionActor {
             .map(|res: Result<DecisionProposed, ActorError>, act, _| {
                 let d = res?;
                 act.awaiting.remove(&d.decision_id);
+                act.fleet = (d.target.instance_type.clone(), d.target.spot_share);
                 let now = act.ctx.clock.now().timestamp();
                 if d.target.replicas > d.current.replicas {
                     act.last_scale_up_at = Some(now);
