@@ -183,6 +183,21 @@ def main() -> None:
     w("MAPE explodes on series that touch zero (tweets, nasa_http); the measure that counts is the geometric mean")
     w("of MAE relative to the one-day seasonal naive on the same points (lower is better).")
     w("")
+    models = Path(__file__).resolve().parent.parent / "docs" / "benchmarks-models.md"
+    if models.exists():
+        # the `ml` models (scripts/bench-models), copied from their own report
+        w("## Forecast models of the `ml` feature")
+        w("")
+        w("From `docs/benchmarks-models.md` (`scripts/bench-models`, a separate run; see there per series).")
+        w("")
+        lines = models.read_text().splitlines()
+        start = next((i for i, l in enumerate(lines) if l.startswith("| model | class")), None)
+        if start is not None:
+            for l in lines[start:]:
+                if not l.startswith("|"):
+                    break
+                w(l)
+        w("")
     w("## Forecasts, per series")
     w("")
     w("| series | class | origins | points | MAE / seasonal naive | MASE | MAPE % | seasonal-naive MAPE % | coverage | wQL |")

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod backend;
 pub mod backtest;
+pub mod bench;
 pub mod cache;
 pub mod config;
 pub mod demo;
@@ -15,3 +16,5 @@ pub mod explain;
 pub mod serve;
 pub mod simulate;
 pub mod telemetry;
+#[cfg(feature = "ml")]
+pub mod train;

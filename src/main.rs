@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use predictive_scaler::{backend::Backend, backtest, config::Settings, demo, explain, serve, simulate, telemetry};
+#[cfg(feature = "ml")]
+use predictive_scaler::train;
+use predictive_scaler::{
+    backend::Backend, backtest, bench, config::Settings, demo, explain, serve, simulate, telemetry,
+};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +42,11 @@ enum Command {
     Backtest(backtest::Args),
     /// Replay a series as demand through forecast and decision; write the replica schedule.
     Simulate(simulate::Args),
+    /// Time one forecast cycle over many series (prints figures).
+    Bench(bench::Args),
+    /// Train a LightGBM version and offer it to the model registry (blue-green; feature `ml`).
+    #[cfg(feature = "ml")]
+    Train(train::Args),
     /// Re-run a recorded decision on its recorded inputs and show the reasoning.
     Explain {
         /// The decision id.
@@ -50,6 +59,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Backtest(a) => backtest::run(&a),
         Command::Simulate(a) => simulate::run(&a),
+        Command::Bench(a) => bench::run(&a),
+        #[cfg(feature = "ml")]
+        Command::Train(a) => train::run(&a),
         Command::Demo(a) => {
             telemetry::init_logging_with("warn");
             actix::System::new().block_on(async move { demo::run(&a).await.map(|_| ()) })
@@ -96,6 +108,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             anyhow::ensure!(x.identical, "the replayed decision differs from the recorded one");
             Ok(())
         }
-        Command::Backtest(_) | Command::Simulate(_) | Command::Demo(_) => unreachable!("handled in main"),
+        #[cfg(feature = "ml")]
+        Command::Train(_) => unreachable!("handled in main"),
+        Command::Backtest(_) | Command::Simulate(_) | Command::Bench(_) | Command::Demo(_) => {
+            unreachable!("handled in main")
+        }
     }
 }

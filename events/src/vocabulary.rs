@@ -217,6 +217,39 @@ pub struct ModelEvaluated {
     pub points: u64,
 }
 
+/// A model version was trained and scored on the most recent holdout window; `promoted` says
+/// whether it replaced the current version (blue-green: only when it scored better).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelTrained {
+    pub service: String,
+    pub model: String,
+    /// The new version's id in the model registry.
+    pub model_version: String,
+    /// The version it was compared with, if there was one.
+    #[serde(default)]
+    pub previous_version: Option<String>,
+    /// Hash of the feature set the model reads (empty for models without features).
+    pub feature_set_hash: String,
+    pub trained_from: DateTime<Utc>,
+    pub trained_to: DateTime<Utc>,
+    pub holdout_start: DateTime<Utc>,
+    pub holdout_end: DateTime<Utc>,
+    pub horizon_minutes: i64,
+    /// MAE of p50 on the holdout window.
+    pub mae: f64,
+    /// MAPE (%) of p50 on the holdout window (points with actual 0 left out; 0 when none is left).
+    pub mape: f64,
+    pub rmse: f64,
+    /// Mean pinball loss of p10/p50/p90 on the holdout window.
+    pub pinball: f64,
+    pub coverage_p10_p90: f64,
+    /// The previous version's MAE on the same holdout window, if there was one.
+    #[serde(default)]
+    pub previous_mae: Option<f64>,
+    pub promoted: bool,
+    pub points: u64,
+}
+
 /// Cost of a period, as run and as a reactive autoscaler would have run it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CostRecorded {
@@ -264,6 +297,7 @@ pub enum Event {
     BusinessEventCancelled(BusinessEventCancelled),
     ConfigurationChanged(ConfigurationChanged),
     ModelEvaluated(ModelEvaluated),
+    ModelTrained(ModelTrained),
     CostRecorded(CostRecorded),
     AlertRaised(AlertRaised),
     AlertAcknowledged(AlertAcknowledged),
@@ -327,6 +361,7 @@ vocabulary! {
     BusinessEventCancelled => 1,
     ConfigurationChanged => 1,
     ModelEvaluated => 1,
+    ModelTrained => 1,
     CostRecorded => 1,
     AlertRaised => 1,
     AlertAcknowledged => 1,

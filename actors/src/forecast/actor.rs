@@ -9,6 +9,7 @@ use events::vocabulary::{ForecastMade, ForecastPoint};
 use events::{Event, ExpectedVersion, Metadata, NewEvent, streams};
 use uuid::Uuid;
 
+use super::registry::ModelRegistry;
 use super::{Forecaster, by_name};
 use crate::context::{LOAD_METRIC, ServiceContext};
 use crate::error::ActorError;
@@ -22,6 +23,10 @@ pub struct ForecastActor {
     ctx: ServiceContext,
     decision: Recipient<ForecastReady>,
     model: Box<dyn Forecaster>,
+    /// Where trained model versions are kept; the current version is loaded at each start.
+    registry: Option<ModelRegistry>,
+    /// The registry version in use, if any.
+    model_version: Option<String>,
     history: VecDeque<(i64, f64)>,
     last_forecast_at: Option<DateTime<Utc>>,
     generation: u32,
@@ -41,10 +46,44 @@ impl ForecastActor {
             ctx,
             decision,
             model,
+            registry: None,
+            model_version: None,
             history: VecDeque::new(),
             last_forecast_at: None,
             generation: 0,
         })
+    }
+
+    /// Uses the registry's current version of the configured model when there is one (models
+    /// that are trained ahead: `lgbm` with the `ml` feature); reloaded whenever the actor starts.
+    pub fn with_registry(mut self, registry: ModelRegistry) -> Self {
+        self.registry = Some(registry);
+        self.load_current();
+        self
+    }
+
+    /// Loads the registry's current version, if any; on error, keeps the model it has.
+    fn load_current(&mut self) {
+        let Some(reg) = &self.registry else { return };
+        #[cfg(feature = "ml")]
+        if self.ctx.forecast.model == super::models::training::LGBM {
+            match reg.current(&self.ctx.service, super::models::training::LGBM) {
+                Ok(Some((meta, text))) => {
+                    match super::models::training::FrozenLgbm::from_artifact(&meta.version, &text) {
+                        Ok(m) => {
+                            self.model_version = Some(meta.version.clone());
+                            self.model = Box::new(m);
+                        }
+                        Err(e) => {
+                            tracing::warn!(service = %self.ctx.service, version = %meta.version, error = %e, "unreadable model version")
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(service = %self.ctx.service, error = %e, "model registry unreadable"),
+            }
+        }
+        let _ = reg;
     }
 
     fn push(&mut self, ts: i64, value: f64) {
@@ -100,7 +139,10 @@ impl ForecastActor {
             forecast_id: id,
             service: self.ctx.service.clone(),
             model: self.model.name().to_string(),
-            model_version: env!("CARGO_PKG_VERSION").to_string(),
+            model_version: self
+                .model_version
+                .clone()
+                .unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_string()),
             origin,
             step_seconds: f.step_seconds,
             horizon_minutes: f.horizon_minutes,
@@ -117,6 +159,7 @@ impl Actor for ForecastActor {
     /// forecast was made from the log, so a restart loses nothing.
     fn started(&mut self, ctx: &mut Self::Context) {
         self.generation += 1;
+        self.load_current();
         let c = self.ctx.clone();
         ctx.wait(
             async move {

@@ -15,6 +15,9 @@ pub mod conformal;
 pub mod ensemble;
 pub mod features;
 pub(crate) mod grid;
+#[cfg(feature = "ml")]
+pub mod models;
+pub mod registry;
 pub mod snaive;
 
 #[cfg(test)]
@@ -92,7 +95,14 @@ pub const DEFAULT_MODEL: &str = "ensemble";
 
 /// Names [`by_name`] knows, the default first.
 pub fn model_names() -> &'static [&'static str] {
-    &["ensemble", "snaive"]
+    #[cfg(feature = "ml")]
+    {
+        &["ensemble", "snaive", "ensemble-ml", "mstl", "ets", "prophet", "lgbm"]
+    }
+    #[cfg(not(feature = "ml"))]
+    {
+        &["ensemble", "snaive"]
+    }
 }
 
 /// The model of that name, if any.
@@ -100,6 +110,16 @@ pub fn by_name(name: &str) -> Option<Box<dyn Forecaster>> {
     match name {
         "ensemble" => Some(Box::new(Ensemble::default())),
         "snaive" => Some(Box::new(SeasonalNaive)),
+        #[cfg(feature = "ml")]
+        "ensemble-ml" => Some(Box::new(models::combiner::Combiner::default())),
+        #[cfg(feature = "ml")]
+        "mstl" => Some(Box::new(models::mstl::Mstl)),
+        #[cfg(feature = "ml")]
+        "ets" => Some(Box::new(models::mstl::Ets)),
+        #[cfg(feature = "ml")]
+        "prophet" => Some(Box::new(models::prophet::Prophet::default())),
+        #[cfg(feature = "ml")]
+        "lgbm" => Some(Box::new(models::lgbm::Lgbm::default())),
         _ => None,
     }
 }

@@ -51,7 +51,7 @@ fn registry_knows_its_models() {
     for name in model_names() {
         assert_eq!(by_name(name).unwrap().name(), *name);
     }
-    assert!(by_name("prophet").is_none());
+    assert!(by_name("crystal-ball").is_none());
 }
 
 #[test]

@@ -355,6 +355,26 @@ pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
             ],
             doc: serde_json::to_value(m).expect("serializable"),
         }],
+        // a trained version's holdout score is a model_performance row like an evaluation
+        Event::ModelTrained(m) => vec![RowOp {
+            kind: OpKind::Insert,
+            table: "model_performance",
+            key: vec![("id", Val::Uuid(e.metadata.event_id))],
+            cols: vec![
+                ("service", text(&m.service)),
+                ("model", text(&m.model)),
+                ("model_version", text(&m.model_version)),
+                ("horizon_minutes", Val::Int(m.horizon_minutes)),
+                ("window_start", Val::Time(m.holdout_start)),
+                ("window_end", Val::Time(m.holdout_end)),
+                ("mae", Val::Float(m.mae)),
+                ("mape", Val::Float(m.mape)),
+                ("rmse", Val::Float(m.rmse)),
+                ("coverage", Val::Float(m.coverage_p10_p90)),
+                ("points", Val::Int(m.points as i64)),
+            ],
+            doc: serde_json::to_value(m).expect("serializable"),
+        }],
         Event::CostRecorded(c) => {
             let mut doc = serde_json::to_value(c).expect("serializable");
             doc["savings"] = json!(c.reactive_cost - c.actual_cost);
