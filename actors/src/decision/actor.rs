@@ -14,7 +14,7 @@ use super::{ClusterState, Decision, ForecastInput, ScalingPolicy, Strategy, Targ
 use crate::context::ServiceContext;
 use crate::error::ActorError;
 use crate::history::decision_history;
-use crate::messages::{Approve, Execute, ForecastReady, Generation, InjectFault, Observed, Reject};
+use crate::messages::{Approve, Execute, ForecastReady, Observed, Reject};
 
 /// Namespace of the decision ids, derived from the forecast they answer, so a
 /// replay of the same forecast proposes the same decision (and is refused).
@@ -411,19 +411,4 @@ impl Handler<Reject> for DecisionActor {
     }
 }
 
-impl Handler<InjectFault> for DecisionActor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, ctx: &mut Self::Context) {
-        tracing::warn!(service = %self.ctx.service, "decision actor: injected fault");
-        ctx.stop();
-    }
-}
-
-impl Handler<Generation> for DecisionActor {
-    type Result = u32;
-
-    fn handle(&mut self, _: Generation, _: &mut Self::Context) -> u32 {
-        self.generation
-    }
-}
+crate::supervision_handlers!(DecisionActor, "decision");

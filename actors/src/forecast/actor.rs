@@ -13,7 +13,7 @@ use super::registry::ModelRegistry;
 use super::{Forecaster, by_name};
 use crate::context::{LOAD_METRIC, ServiceContext};
 use crate::error::ActorError;
-use crate::messages::{ForecastReady, Generation, InjectFault, Observed};
+use crate::messages::{ForecastReady, Observed};
 
 /// Namespace of forecast ids: one id per (service, model, origin).
 const FORECAST_NS: Uuid = Uuid::from_u128(0x3b9e_0d2c_8a4f_4c71_a5e6_1f2d_3c4b_5a69);
@@ -251,19 +251,4 @@ impl Handler<Observed> for ForecastActor {
     }
 }
 
-impl Handler<InjectFault> for ForecastActor {
-    type Result = ();
-
-    fn handle(&mut self, _: InjectFault, ctx: &mut Self::Context) {
-        tracing::warn!(service = %self.ctx.service, "forecast actor: injected fault");
-        ctx.stop();
-    }
-}
-
-impl Handler<Generation> for ForecastActor {
-    type Result = u32;
-
-    fn handle(&mut self, _: Generation, _: &mut Self::Context) -> u32 {
-        self.generation
-    }
-}
+crate::supervision_handlers!(ForecastActor, "forecast");
