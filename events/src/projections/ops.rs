@@ -110,6 +110,42 @@ fn service_state(service: &str, replicas: u32, at: DateTime<Utc>, decision: Uuid
     }
 }
 
+/// The accuracy figures of one `model_performance` row.
+struct Performance<'a> {
+    service: &'a str,
+    model: &'a str,
+    model_version: &'a str,
+    horizon_minutes: i64,
+    window: (DateTime<Utc>, DateTime<Utc>),
+    /// MAE, MAPE, RMSE, p10-p90 coverage.
+    errors: [f64; 4],
+    points: u64,
+}
+
+/// A `model_performance` row, for evaluations and trained versions alike.
+fn performance_row(id: Uuid, p: Performance<'_>, doc: Value) -> RowOp {
+    let [mae, mape, rmse, coverage] = p.errors;
+    RowOp {
+        kind: OpKind::Insert,
+        table: "model_performance",
+        key: vec![("id", Val::Uuid(id))],
+        cols: vec![
+            ("service", text(p.service)),
+            ("model", text(p.model)),
+            ("model_version", text(p.model_version)),
+            ("horizon_minutes", Val::Int(p.horizon_minutes)),
+            ("window_start", Val::Time(p.window.0)),
+            ("window_end", Val::Time(p.window.1)),
+            ("mae", Val::Float(mae)),
+            ("mape", Val::Float(mape)),
+            ("rmse", Val::Float(rmse)),
+            ("coverage", Val::Float(coverage)),
+            ("points", Val::Int(p.points as i64)),
+        ],
+        doc,
+    }
+}
+
 /// The row operations one event implies for the read models.
 pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
     let at = e.metadata.recorded_at;
@@ -336,45 +372,33 @@ pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
             doc: json!({"status": "cancelled", "updated_at": at, "cancel_reason": b.reason}),
         }],
         Event::ConfigurationChanged(_) => Vec::new(),
-        Event::ModelEvaluated(m) => vec![RowOp {
-            kind: OpKind::Insert,
-            table: "model_performance",
-            key: vec![("id", Val::Uuid(e.metadata.event_id))],
-            cols: vec![
-                ("service", text(&m.service)),
-                ("model", text(&m.model)),
-                ("model_version", text(&m.model_version)),
-                ("horizon_minutes", Val::Int(m.horizon_minutes)),
-                ("window_start", Val::Time(m.window_start)),
-                ("window_end", Val::Time(m.window_end)),
-                ("mae", Val::Float(m.mae)),
-                ("mape", Val::Float(m.mape)),
-                ("rmse", Val::Float(m.rmse)),
-                ("coverage", Val::Float(m.coverage_p10_p90)),
-                ("points", Val::Int(m.points as i64)),
-            ],
-            doc: serde_json::to_value(m).expect("serializable"),
-        }],
+        Event::ModelEvaluated(m) => vec![performance_row(
+            e.metadata.event_id,
+            Performance {
+                service: &m.service,
+                model: &m.model,
+                model_version: &m.model_version,
+                horizon_minutes: m.horizon_minutes,
+                window: (m.window_start, m.window_end),
+                errors: [m.mae, m.mape, m.rmse, m.coverage_p10_p90],
+                points: m.points,
+            },
+            serde_json::to_value(m).expect("serializable"),
+        )],
         // a trained version's holdout score is a model_performance row like an evaluation
-        Event::ModelTrained(m) => vec![RowOp {
-            kind: OpKind::Insert,
-            table: "model_performance",
-            key: vec![("id", Val::Uuid(e.metadata.event_id))],
-            cols: vec![
-                ("service", text(&m.service)),
-                ("model", text(&m.model)),
-                ("model_version", text(&m.model_version)),
-                ("horizon_minutes", Val::Int(m.horizon_minutes)),
-                ("window_start", Val::Time(m.holdout_start)),
-                ("window_end", Val::Time(m.holdout_end)),
-                ("mae", Val::Float(m.mae)),
-                ("mape", Val::Float(m.mape)),
-                ("rmse", Val::Float(m.rmse)),
-                ("coverage", Val::Float(m.coverage_p10_p90)),
-                ("points", Val::Int(m.points as i64)),
-            ],
-            doc: serde_json::to_value(m).expect("serializable"),
-        }],
+        Event::ModelTrained(m) => vec![performance_row(
+            e.metadata.event_id,
+            Performance {
+                service: &m.service,
+                model: &m.model,
+                model_version: &m.model_version,
+                horizon_minutes: m.horizon_minutes,
+                window: (m.holdout_start, m.holdout_end),
+                errors: [m.mae, m.mape, m.rmse, m.coverage_p10_p90],
+                points: m.points,
+            },
+            serde_json::to_value(m).expect("serializable"),
+        )],
         Event::CostRecorded(c) => {
             let mut doc = serde_json::to_value(c).expect("serializable");
             doc["savings"] = json!(c.reactive_cost - c.actual_cost);
