@@ -17,6 +17,8 @@
 //! back to the last value with the spread of past changes, and says so in the notes.
 
 pub mod combiner;
+pub mod event_residuals;
+pub mod holidays;
 pub mod lgbm;
 pub mod mstl;
 pub mod prophet;

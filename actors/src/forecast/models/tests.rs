@@ -1,6 +1,7 @@
 //! Tests of the augurs and LightGBM models on known series, and their handling of bad input.
 
 use super::combiner::Combiner;
+use super::holidays::HolidaySpec;
 use super::lgbm::{self, Lgbm};
 use super::mstl::{Ets, Mstl};
 use super::prophet::Prophet;
@@ -241,6 +242,241 @@ fn prophet_takes_one_regressor_per_event_kind() {
     assert!(ordered(&path));
     // the second campaign starts two steps after the origin: the forecast rises with it
     assert!(path.p50[4] > path.p50[0] + 10.0, "{:?} {:?}", path.p50, path.notes);
+}
+
+/// Mean absolute error of `p50` at leads `leads` (1-based) against `truth(t)`.
+fn mae_at(
+    path: &QuantilePath,
+    t_last: i64,
+    step_s: i64,
+    leads: impl Iterator<Item = usize>,
+    truth: impl Fn(i64) -> f64,
+) -> f64 {
+    let errs: Vec<f64> = leads
+        .map(|k| (path.p50[k - 1] - truth(t_last + k as i64 * step_s)).abs())
+        .collect();
+    errs.iter().sum::<f64>() / errs.len() as f64
+}
+
+#[test]
+fn prophet_holidays_learn_their_effects_and_apply_them_to_the_next_ones() {
+    // 22 days at 1 h of a daily sine; the load is 60 lower all day on the days of "closure"
+    // and 50 higher on those of "promo". One forecast covers day 20 (a closure, no promo ahead),
+    // another day 21 (a promo, no closure ahead): augurs drops the column of a holiday without
+    // days in the span predicted, which would give the other the wrong coefficient in one of
+    // the two cases whatever order augurs puts them in
+    let step = 3600;
+    let days = |ds: &[i64]| -> Vec<i64> { ds.iter().map(|d| T0 + d * 86_400).collect() };
+    let closures = days(&[4, 9, 13, 17, 20]);
+    let promos = days(&[3, 8, 12, 16, 21]);
+    let effect = |t: i64| {
+        let day = t.div_euclid(86_400) * 86_400;
+        if closures.contains(&day) {
+            -60.0
+        } else if promos.contains(&day) {
+            50.0
+        } else {
+            0.0
+        }
+    };
+    let (t, mut y) = sine(22, step, 2.0);
+    for (ti, yi) in t.iter().zip(y.iter_mut()) {
+        *yi += effect(*ti);
+    }
+    let real = |t: i64| truth(t) + effect(t);
+    let calendar = vec![
+        HolidaySpec::dates("closure", closures.clone()),
+        HolidaySpec::dates("promo", promos.clone()),
+        // one without an effect, with a window
+        HolidaySpec::dates("audit", days(&[6, 15])).with_window(0, 1),
+    ];
+    for (end_day, name, date) in [(20, "closure", "2014-06-02"), (21, "promo", "2014-06-03")] {
+        let n = end_day * 24;
+        let o = t[n - 1];
+        let with = Prophet::default()
+            .with_holidays(calendar.clone())
+            .forecast(&t[..n], &y[..n], step, 24)
+            .unwrap();
+        let without = Prophet::default()
+            .with_holidays(Vec::new())
+            .forecast(&t[..n], &y[..n], step, 24)
+            .unwrap();
+        let e_with = mae_at(&with, o, step, 1..=24, real);
+        let e_without = mae_at(&without, o, step, 1..=24, real);
+        assert!(
+            e_without > 25.0,
+            "{name}: without holidays the effect is missed: {e_without}"
+        );
+        assert!(
+            e_with < 0.2 * e_without && e_with < 8.0,
+            "{name}: with holidays {e_with} vs without {e_without}: {:?}",
+            with.notes
+        );
+        assert!(ordered(&with));
+        if end_day == 20 {
+            let fit = "holidays in the fit span: audit (2 days), audit +1d (2 days), closure (4 days), promo (4 days)";
+            assert!(with.notes.iter().any(|n| n == fit), "{:?}", with.notes);
+        }
+        let ahead = format!("holiday {name} ahead on {date}");
+        assert!(with.notes.iter().any(|n| n == &ahead), "{:?}", with.notes);
+        assert!(
+            !without.notes.iter().any(|n| n.contains("holiday")),
+            "{:?}",
+            without.notes
+        );
+    }
+}
+
+#[test]
+fn prophet_default_calendar_knows_memorial_day() {
+    // T0 is 2014-05-13: twelve days end on May 24, a two-day horizon reaches Memorial Day
+    // (May 26), which the fit span does not hold, so it has no effect and the notes say so
+    let (t, y) = sine(12, 3600, 2.0);
+    let path = Prophet::default().forecast(&t, &y, 3600, 60).unwrap();
+    assert!(
+        path.notes
+            .iter()
+            .any(|n| n.contains("holiday public_holiday ahead on 2014-05-26 has no effect")),
+        "{:?}",
+        path.notes
+    );
+    // fifteen days hold it
+    let (t, y) = sine(15, 3600, 2.0);
+    let path = Prophet::default().forecast(&t, &y, 3600, 6).unwrap();
+    assert!(
+        path.notes
+            .iter()
+            .any(|n| n.contains("holidays in the fit span: public_holiday (1 day)")),
+        "{:?}",
+        path.notes
+    );
+}
+
+/// 24 days at 1 h of a daily sine with a 12-hour sale from 08:00 every other day whose effect
+/// ramps up, +5 per hour into it: the event regressor (the impact decaying over the event) has
+/// the opposite shape. The last sale (day 23) is after the origin.
+fn ramped_sales() -> (
+    Vec<i64>,
+    Vec<f64>,
+    Vec<crate::forecast::features::BusinessEvent>,
+    impl Fn(i64) -> f64,
+) {
+    let events: Vec<crate::forecast::features::BusinessEvent> = (0..12)
+        .map(|i| {
+            let start = T0 + (2 * i + 1) * 86_400 + 8 * 3600;
+            crate::forecast::features::BusinessEvent {
+                start,
+                end: start + 12 * 3600,
+                kind: "sale".into(),
+                impact: 2.0,
+            }
+        })
+        .collect();
+    let evs = events.clone();
+    let effect = move |t: i64| {
+        evs.iter()
+            .find(|e| e.is_active(t))
+            .map_or(0.0, |e| 5.0 * ((t - e.start) / 3600) as f64)
+    };
+    let (t, mut y) = sine(23, 3600, 2.0);
+    for (ti, yi) in t.iter().zip(y.iter_mut()) {
+        *yi += effect(*ti);
+    }
+    (t, y, events, move |t: i64| truth(t) + effect(t))
+}
+
+#[test]
+fn prophet_event_residual_model_learns_an_effect_the_regressor_cannot() {
+    let (t, y, events, real) = ramped_sales();
+    let o = *t.last().unwrap();
+    let with = Prophet::with_events(events.clone())
+        .with_holidays(Vec::new())
+        .forecast(&t, &y, 3600, 24)
+        .unwrap();
+    let without = Prophet::with_events(events)
+        .with_holidays(Vec::new())
+        .with_event_residuals(false)
+        .forecast(&t, &y, 3600, 24)
+        .unwrap();
+    // the sale runs from 08:00 to 20:00 of day 23: leads 9 to 20
+    let e_with = mae_at(&with, o, 3600, 9..=20, &real);
+    let e_without = mae_at(&without, o, 3600, 9..=20, &real);
+    assert!(e_without > 8.0, "the regressor alone misses the ramp: {e_without}");
+    assert!(
+        e_with < 0.5 * e_without,
+        "with the residual model {e_with} vs without {e_without}: {:?}",
+        with.notes
+    );
+    assert!(ordered(&with));
+    // p10/p90 move with p50: the same offsets during the sale (lead 15) as before it (lead 3)
+    let offsets = |k: usize| (with.p90[k] - with.p50[k], with.p50[k] - with.p10[k]);
+    let (a, b) = (offsets(14), offsets(2));
+    assert!((a.0 - b.0).abs() < 1e-9 && (a.1 - b.1).abs() < 1e-9, "{a:?} {b:?}");
+    assert!(
+        with.notes
+            .iter()
+            .any(|n| n.contains("event residual model on 132 event points") && n.contains("12 leads during events")),
+        "{:?}",
+        with.notes
+    );
+    assert!(
+        !without.notes.iter().any(|n| n.contains("event residual")),
+        "{:?}",
+        without.notes
+    );
+}
+
+#[test]
+fn prophet_with_holidays_and_events_is_deterministic() {
+    let (t, y, events, _) = ramped_sales();
+    let calendar = vec![
+        HolidaySpec::dates("closure", vec![T0 + 4 * 86_400, T0 + 10 * 86_400]).with_window(1, 1),
+        HolidaySpec::dates("audit", vec![T0 + 6 * 86_400, T0 + 23 * 86_400]),
+    ];
+    let run = || {
+        Prophet::with_events(events.clone())
+            .with_holidays(calendar.clone())
+            .forecast(&t, &y, 3600, 30)
+            .unwrap()
+    };
+    let a = run();
+    let b = run();
+    assert_eq!(a, b);
+    assert!(
+        a.notes.iter().any(|n| n.contains("event residual model on")),
+        "{:?}",
+        a.notes
+    );
+    assert!(
+        a.notes.iter().any(|n| n.contains("closure +1d (2 days)")),
+        "{:?}",
+        a.notes
+    );
+}
+
+#[test]
+fn prophet_says_when_the_event_residual_model_is_skipped() {
+    // two 6-hour campaigns at 30-minute steps: 12 event points in the fit, fewer than 50
+    let (t, mut y) = sine(6, 1800, 1.0);
+    let event = crate::forecast::features::BusinessEvent {
+        start: T0 + 2 * 86_400,
+        end: T0 + 2 * 86_400 + 6 * 3600,
+        kind: "campaign".into(),
+        impact: 2.0,
+    };
+    for (ti, yi) in t.iter().zip(y.iter_mut()) {
+        if event.is_active(*ti) {
+            *yi += 60.0;
+        }
+    }
+    let path = Prophet::with_events(vec![event]).forecast(&t, &y, 1800, 8).unwrap();
+    assert!(
+        path.notes
+            .iter()
+            .any(|n| n == "event residual model skipped: 12 event points in the fit, fewer than 50"),
+        "{:?}",
+        path.notes
+    );
 }
 
 #[test]
