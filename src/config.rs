@@ -186,6 +186,15 @@ impl Settings {
                 "step_seconds, horizon_minutes, cadence_seconds and history_seconds must be positive".into(),
             );
         }
+        if m.model_dir.as_os_str().is_empty() {
+            return bad("models.model_dir", "must name a folder".into());
+        }
+        if m.model_dir.exists() && !m.model_dir.is_dir() {
+            return bad(
+                "models.model_dir",
+                format!("(`{}`) exists and is not a folder", m.model_dir.display()),
+            );
+        }
         if !EXECUTION_TARGETS.contains(&self.execution.target.as_str()) {
             return bad(
                 "execution.target",
@@ -234,6 +243,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn the_model_registry_folder_comes_from_the_layers_and_must_be_a_folder() {
+        figment::Jail::expect_with(|jail| {
+            jail.clear_env();
+            let s = Settings::load(None).expect("loads");
+            assert_eq!(
+                s.models.model_dir,
+                Path::new(actors::forecast::registry::DEFAULT_MODEL_DIR)
+            );
+            jail.create_file("c.toml", "[models]\nmodel_dir = \"trained\"\n")?;
+            let s = Settings::load(Some(Path::new("c.toml"))).expect("loads");
+            assert_eq!(s.models.model_dir, Path::new("trained"));
+            jail.set_env("PSCALER_MODELS__MODEL_DIR", "/srv/pscaler/models");
+            let s = Settings::load(Some(Path::new("c.toml"))).expect("loads");
+            assert_eq!(s.models.model_dir, Path::new("/srv/pscaler/models"));
+            // a file where the folder should be, and an empty name, are refused by key
+            jail.set_env("PSCALER_MODELS__MODEL_DIR", "c.toml");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("models.model_dir") && e.contains("not a folder"), "{e}");
+            jail.set_env("PSCALER_MODELS__MODEL_DIR", "");
+            let e = Settings::load(None).unwrap_err().to_string();
+            assert!(e.contains("models.model_dir"), "{e}");
+            Ok(())
+        });
     }
 
     #[test]

@@ -46,6 +46,13 @@ pub struct Args {
     /// Print only the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Forecast model (see `backtest --model`); the built-in default when not given. With
+    /// `lgbm`, the model registry's current version for the service is used when there is one.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// The model registry folder; config `models.model_dir` (`--config`) by default.
+    #[arg(long)]
+    pub model_dir: Option<PathBuf>,
 }
 
 /// What a demo run produced.
@@ -59,6 +66,9 @@ pub struct Summary {
     pub rollbacks: usize,
     pub final_replicas: u32,
     pub log_head: u64,
+    /// `model@version` of the forecasts, each once, in order of first use (the version is a
+    /// model registry id, or the program's version for a built-in model).
+    pub models: Vec<String>,
 }
 
 fn load(args: &Args) -> anyhow::Result<Series> {
@@ -134,13 +144,22 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
         clock: Arc::new(clock.clone()),
         target: cluster.clone(),
         forecast: ForecastSettings {
+            model: args
+                .model
+                .clone()
+                .unwrap_or_else(|| actors::forecast::DEFAULT_MODEL.into()),
             step_seconds: s.step_s,
             horizon_minutes: (s.step_s / 60).max(1) * 4,
             cadence_seconds: s.step_s,
+            model_dir: args
+                .model_dir
+                .clone()
+                .unwrap_or_else(|| actors::forecast::registry::DEFAULT_MODEL_DIR.into()),
             ..ForecastSettings::default()
         },
         policy,
     };
+    let (ctx_model, model_dir) = (ctx.forecast.model.clone(), ctx.forecast.model_dir.clone());
     let root = RootSupervisor::default().start();
     let actors = root.send(StartService(ctx)).await??;
     if !args.quiet {
@@ -154,7 +173,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
             replay as f64 / per_day as f64,
             args.database_url
         );
-        println!("demo: one replica serves {capacity:.1}; starting with {initial} replicas\n");
+        println!(
+            "demo: forecasting with `{}` (model registry {}); one replica serves {capacity:.1}; \
+             starting with {initial} replicas\n",
+            ctx_model,
+            model_dir.display()
+        );
     }
 
     let mut summary = Summary::default();
@@ -195,10 +219,11 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
         .desired;
     if !args.quiet {
         println!(
-            "\ndemo: {} samples -> {} forecasts, {} decisions, {} executions, {} verified, {} rolled back; \
+            "\ndemo: {} samples -> {} forecasts ({}), {} decisions, {} executions, {} verified, {} rolled back; \
              {} replicas at the end; {} events in the log (read models rebuilt up to it)",
             summary.samples,
             summary.forecasts,
+            summary.models.join(", "),
             summary.decisions,
             summary.executions,
             summary.verifications,
@@ -212,7 +237,13 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
 
 fn tally(s: &mut Summary, e: &Event) {
     match e {
-        Event::ForecastMade(_) => s.forecasts += 1,
+        Event::ForecastMade(f) => {
+            s.forecasts += 1;
+            let m = format!("{}@{}", f.model, f.model_version);
+            if !s.models.contains(&m) {
+                s.models.push(m);
+            }
+        }
         Event::DecisionProposed(_) => s.decisions += 1,
         Event::ScalingSucceeded(_) => s.executions += 1,
         Event::VerificationPassed(_) => s.verifications += 1,

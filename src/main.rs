@@ -44,7 +44,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Time one forecast cycle over many series (prints figures).
     Bench(bench::Args),
-    /// Train a LightGBM version and offer it to the model registry (blue-green; feature `ml`).
+    /// Train a LightGBM version, offer it to the model registry (blue-green) and record
+    /// `ModelTrained` in the configured event store (feature `ml`).
     #[cfg(feature = "ml")]
     Train(train::Args),
     /// Re-run a recorded decision on its recorded inputs and show the reasoning.
@@ -60,10 +61,11 @@ fn main() -> anyhow::Result<()> {
         Command::Backtest(a) => backtest::run(&a),
         Command::Simulate(a) => simulate::run(&a),
         Command::Bench(a) => bench::run(&a),
-        #[cfg(feature = "ml")]
-        Command::Train(a) => train::run(&a),
-        Command::Demo(a) => {
+        Command::Demo(mut a) => {
             telemetry::init_logging_with("warn");
+            if a.model_dir.is_none() {
+                a.model_dir = Some(Settings::load(cli.config.as_deref())?.models.model_dir);
+            }
             actix::System::new().block_on(async move { demo::run(&a).await.map(|_| ()) })
         }
         command => {
@@ -109,7 +111,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         #[cfg(feature = "ml")]
-        Command::Train(_) => unreachable!("handled in main"),
+        Command::Train(a) => train::run(&a, &settings).await.map(|_| ()),
         Command::Backtest(_) | Command::Simulate(_) | Command::Bench(_) | Command::Demo(_) => {
             unreachable!("handled in main")
         }

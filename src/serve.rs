@@ -64,7 +64,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         prometheus: crate::telemetry::prometheus(),
         max_projection_lag: 100,
     };
-    tracing::info!(bind = %settings.http.bind, services = ?settings.services, "serving");
+    tracing::info!(
+        bind = %settings.http.bind,
+        services = ?settings.services,
+        model = %settings.models.model,
+        model_dir = %settings.models.model_dir.display(),
+        "serving"
+    );
     actix_web::HttpServer::new(move || api::app(state.clone()))
         .bind(&settings.http.bind)
         .with_context(|| format!("binding http.bind = {}", settings.http.bind))?

@@ -50,6 +50,7 @@ async fn decisions_wait_for_a_person_and_follow_the_verdict() {
             cadence_seconds: 300,
             history_seconds: 86_400,
             min_points: 3,
+            ..ForecastSettings::default()
         },
         policy: ScalingPolicy {
             capacity_per_replica: 10.0,

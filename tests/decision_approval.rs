@@ -55,6 +55,7 @@ async fn rig() -> Rig {
             cadence_seconds: 300,
             history_seconds: 3 * 86_400,
             min_points: 3,
+            ..ForecastSettings::default()
         },
         policy: ScalingPolicy {
             // two replicas carry the load (no emergency: those never wait), but not with headroom

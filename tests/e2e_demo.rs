@@ -42,6 +42,8 @@ async fn demo_produces_events_that_the_api_serves(url: String) {
         database_url: url.clone(),
         pace_ms: 0,
         quiet: true,
+        model: None,
+        model_dir: None,
     };
     let summary = demo::run(&args).await.unwrap();
     assert_eq!(summary.samples, 144, "three days of 30-minute samples");

@@ -1,6 +1,7 @@
 //! What every actor of one service shares: its name, the stores, the clock,
 //! the scale target and the settings.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use events::EventStore;
@@ -27,6 +28,16 @@ pub struct ForecastSettings {
     pub history_seconds: i64,
     /// Fewest points before the first forecast.
     pub min_points: usize,
+    /// The model registry folder (see `forecast::registry`): when it holds a current version
+    /// of `model` for the service (trained ahead by `predictive-scaler train`), the forecast
+    /// actor runs that version instead of the built-in model. A relative path is relative to
+    /// the working directory, like `database.url`'s SQLite file.
+    #[serde(default = "default_model_dir")]
+    pub model_dir: PathBuf,
+}
+
+fn default_model_dir() -> PathBuf {
+    PathBuf::from(crate::forecast::registry::DEFAULT_MODEL_DIR)
 }
 
 impl Default for ForecastSettings {
@@ -38,6 +49,7 @@ impl Default for ForecastSettings {
             cadence_seconds: 60,
             history_seconds: 15 * 86_400,
             min_points: 3,
+            model_dir: default_model_dir(),
         }
     }
 }

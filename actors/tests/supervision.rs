@@ -57,6 +57,7 @@ async fn a_crashed_actor_is_restarted_and_the_pipeline_loses_nothing() {
             cadence_seconds: 300,
             history_seconds: 3 * 86_400,
             min_points: 3,
+            ..ForecastSettings::default()
         },
         policy: ScalingPolicy {
             capacity_per_replica: 100.0,

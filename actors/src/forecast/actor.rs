@@ -1,5 +1,6 @@
 //! The forecast actor: keeps a window of the service's load, and at each
-//! cadence runs the configured forecaster and appends a `ForecastMade` event.
+//! cadence runs the configured forecaster (or the model registry's current
+//! version of it) and appends a `ForecastMade` event.
 
 use std::collections::VecDeque;
 
@@ -27,6 +28,9 @@ pub struct ForecastActor {
     registry: Option<ModelRegistry>,
     /// The registry version in use, if any.
     model_version: Option<String>,
+    /// The registry's current version id when last looked at (used or refused).
+    #[cfg_attr(not(feature = "ml"), allow(dead_code))]
+    seen_version: Option<String>,
     history: VecDeque<(i64, f64)>,
     last_forecast_at: Option<DateTime<Utc>>,
     generation: u32,
@@ -48,6 +52,7 @@ impl ForecastActor {
             model,
             registry: None,
             model_version: None,
+            seen_version: None,
             history: VecDeque::new(),
             last_forecast_at: None,
             generation: 0,
@@ -55,35 +60,79 @@ impl ForecastActor {
     }
 
     /// Uses the registry's current version of the configured model when there is one (models
-    /// that are trained ahead: `lgbm` with the `ml` feature); reloaded whenever the actor starts.
+    /// that are trained ahead: `lgbm` with the `ml` feature), and the built-in model otherwise.
+    /// The current version is loaded whenever the actor starts, and a promotion (a changed
+    /// `CURRENT`) is picked up at the next forecast.
     pub fn with_registry(mut self, registry: ModelRegistry) -> Self {
         self.registry = Some(registry);
-        self.load_current();
         self
     }
 
-    /// Loads the registry's current version, if any; on error, keeps the model it has.
-    fn load_current(&mut self) {
-        let Some(reg) = &self.registry else { return };
+    /// Follows the registry's current version: loads it when it changed since the last look
+    /// (or always, with `force`); on error, keeps the model it has.
+    fn refresh_model(&mut self, force: bool) {
+        let Some(reg) = self.registry.clone() else { return };
         #[cfg(feature = "ml")]
-        if self.ctx.forecast.model == super::models::training::LGBM {
-            match reg.current(&self.ctx.service, super::models::training::LGBM) {
-                Ok(Some((meta, text))) => {
-                    match super::models::training::FrozenLgbm::from_artifact(&meta.version, &text) {
-                        Ok(m) => {
-                            self.model_version = Some(meta.version.clone());
-                            self.model = Box::new(m);
-                        }
-                        Err(e) => {
-                            tracing::warn!(service = %self.ctx.service, version = %meta.version, error = %e, "unreadable model version")
-                        }
-                    }
+        self.refresh_from(&reg, force);
+        #[cfg(not(feature = "ml"))]
+        let _ = (reg, force);
+    }
+
+    #[cfg(feature = "ml")]
+    fn refresh_from(&mut self, reg: &ModelRegistry, force: bool) {
+        use super::models::training::{FrozenLgbm, LGBM};
+        if self.ctx.forecast.model != LGBM {
+            return;
+        }
+        let service = self.ctx.service.clone();
+        let current = match reg.current_version(&service, LGBM) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "model registry unreadable; keeping the model in use");
+                return;
+            }
+        };
+        if !force && current == self.seen_version {
+            return;
+        }
+        self.seen_version = current.clone();
+        let Some(version) = current else {
+            // no current version (any more): the configured built-in model
+            if self.model_version.take().is_some()
+                && let Some(m) = by_name(&self.ctx.forecast.model)
+            {
+                self.model = m;
+            }
+            return;
+        };
+        let loaded = reg
+            .load(&service, LGBM, &version)
+            .map_err(|e| e.to_string())
+            .and_then(|(meta, text)| {
+                if meta.step_seconds != self.ctx.forecast.step_seconds {
+                    return Err(format!(
+                        "trained on {} s steps, the service forecasts {} s steps (models.step_seconds)",
+                        meta.step_seconds, self.ctx.forecast.step_seconds
+                    ));
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(service = %self.ctx.service, error = %e, "model registry unreadable"),
+                FrozenLgbm::from_artifact(&meta.version, &text).map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok(m) => {
+                tracing::info!(%service, %version, "forecast: using model registry version");
+                self.model_version = Some(version);
+                self.model = Box::new(m);
+            }
+            Err(e) => {
+                tracing::warn!(%service, %version, error = %e, "model registry version not usable; keeping the model in use")
             }
         }
-        let _ = reg;
+    }
+
+    /// Whether the cadence allows a forecast at `now`.
+    fn cadence_elapsed(&self, now: DateTime<Utc>) -> bool {
+        self.last_forecast_at
+            .is_none_or(|l| (now - l).num_seconds() >= self.ctx.forecast.cadence_seconds)
     }
 
     fn push(&mut self, ts: i64, value: f64) {
@@ -104,13 +153,7 @@ impl ForecastActor {
     /// The forecast due now, if any (pure apart from reading the window).
     fn due_forecast(&self, now: DateTime<Utc>) -> Option<Result<ForecastMade, ActorError>> {
         let f = &self.ctx.forecast;
-        if self.history.len() < f.min_points {
-            return None;
-        }
-        if self
-            .last_forecast_at
-            .is_some_and(|l| (now - l).num_seconds() < f.cadence_seconds)
-        {
+        if self.history.len() < f.min_points || !self.cadence_elapsed(now) {
             return None;
         }
         let (t, y): (Vec<i64>, Vec<f64>) = self.history.iter().copied().unzip();
@@ -155,11 +198,11 @@ impl ForecastActor {
 impl Actor for ForecastActor {
     type Context = Context<Self>;
 
-    /// Reloads the history window from the metric store, and when the last
-    /// forecast was made from the log, so a restart loses nothing.
+    /// Reloads the registry's current model version, the history window from the metric
+    /// store, and when the last forecast was made from the log, so a restart loses nothing.
     fn started(&mut self, ctx: &mut Self::Context) {
         self.generation += 1;
-        self.load_current();
+        self.refresh_model(true);
         let c = self.ctx.clone();
         ctx.wait(
             async move {
@@ -210,6 +253,9 @@ impl Handler<Observed> for ForecastActor {
     fn handle(&mut self, msg: Observed, _: &mut Self::Context) -> Self::Result {
         self.push(msg.ts.timestamp(), msg.value);
         let now = self.ctx.clock.now();
+        if self.cadence_elapsed(now) {
+            self.refresh_model(false);
+        }
         let due = self.due_forecast(now);
         let c = self.ctx.clone();
         let decision = self.decision.clone();

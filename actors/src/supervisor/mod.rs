@@ -15,6 +15,7 @@ use crate::decision::actor::DecisionActor;
 use crate::error::ActorError;
 use crate::execution::ExecutionActor;
 use crate::forecast::actor::ForecastActor;
+use crate::forecast::registry::ModelRegistry;
 use crate::ingest::IngestActor;
 
 /// The addresses of one service's actors.
@@ -33,7 +34,8 @@ pub struct ServiceSupervisor {
 }
 
 impl ServiceSupervisor {
-    /// Starts the service's actors (execution first, ingest last) and their supervisor.
+    /// Starts the service's actors (execution first, ingest last) and their supervisor. The
+    /// forecast actor follows the model registry in `ctx.forecast.model_dir`.
     pub fn start(ctx: ServiceContext) -> Result<(Addr<ServiceSupervisor>, ServiceActors), ActorError> {
         let execution = Supervisor::start({
             let ctx = ctx.clone();
@@ -43,7 +45,8 @@ impl ServiceSupervisor {
             let (ctx, exe) = (ctx.clone(), execution.clone().recipient());
             move |_| DecisionActor::new(ctx, exe)
         });
-        let forecast_actor = ForecastActor::new(ctx.clone(), decision.clone().recipient())?;
+        let forecast_actor = ForecastActor::new(ctx.clone(), decision.clone().recipient())?
+            .with_registry(ModelRegistry::new(&ctx.forecast.model_dir));
         let forecast = Supervisor::start(move |_| forecast_actor);
         let ingest = Supervisor::start({
             let (f, d, e) = (
