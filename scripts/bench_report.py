@@ -48,6 +48,10 @@ def mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+# Request-rate series of the dev panel with a daily cycle (the MAPE goal's scope).
+REQUEST_RATE_SERIES = ("nyc_taxi", "nasa_http", "elb_requests")
+
+
 def summary(rows: list[dict]) -> tuple[float, float, float, float]:
     return (geo([r["rel_mae_vs_snaive"] for r in rows]), mean([r["mape"] for r in rows]),
             mean([r["coverage_p10_p90"] for r in rows]), mean([r["wql"] for r in rows]))
@@ -101,8 +105,30 @@ def main() -> None:
         verdict = ("yes" if ok_mae and ok_cov else
                    "MAE yes, coverage no" if ok_mae else "coverage yes, MAE no" if ok_cov else "no")
         w(f"| {k} | {best_model} {best:.3f} | {goal:.3f} | {g_sub:.3f} | {g_all:.3f} | {c_sub:.3f} | {c_all:.3f} | {verdict} |")
+    if by_class["week"]:
+        # no MAE goal for the week class (no peer numbers); coverage only, on the series it applies to
+        g_all, _, c_all, _ = summary(by_class["week"])
+        verdict = "coverage yes" if COVERAGE_BAND[0] <= c_all <= COVERAGE_BAND[1] else "coverage no"
+        w(f"| week | - | - | - | {g_all:.3f} ({len(by_class['week'])} series) | - | {c_all:.3f} | {verdict} |")
     w("")
-    w(f"Wall time on {timing['cores']} cores: backtest of the whole panel (all classes) "
+    w("MAPE goal: under 5 % (short) and 10 % (day) on the request-rate series with a daily cycle. Ours and the")
+    w("one-day seasonal naive's on the same points (the peers' MAPE, on the three series they were scored on, is")
+    w("70-81 %, so none of them comes close either):")
+    w("")
+    w("| series | class | MAPE % | goal % | seasonal-naive MAPE % | met |")
+    w("|---|---|---|---|---|---|")
+    for name in REQUEST_RATE_SERIES:
+        for k, goal in (("short", 5.0), ("day", 10.0)):
+            for r in by_class[k]:
+                if r["series"] == name:
+                    w(f"| {name} | {k} | {r['mape']:.1f} | {goal:.0f} | {r['snaive_mape']:.1f} | "
+                      f"{'yes' if r['mape'] < goal else '**no**'} |")
+    w("")
+    w("These series touch (or nearly touch) zero: nasa_http and elb_requests at night, nyc_taxi during the")
+    w("26-27 January 2015 blizzard inside its test region, where a handful of points with a few rides each carry")
+    w("most of the mean. MAPE is reported, not optimized: the p50 minimizes absolute error.")
+    w("")
+    w(f"Wall time on {timing['cores']} cores ({timing.get('build', 'release build')}): backtest of the whole panel (all classes) "
       f"**{timing['backtest_s']:.1f} s**; simulate of the whole panel {timing['simulate_s']:.1f} s. "
       "(BASELINES.md: the peers on the six larger series take hours on 2 cores.)")
     w("")
@@ -140,11 +166,13 @@ def main() -> None:
     w("- **Forecasts** (`actors::forecast::Ensemble`): simple components (last value, recent mean and median,")
     w("  seasonal naive by day and week, median profiles by hour, day and week, level-shifted day and week")
     w("  profiles) combined per lead with weights `(best MAE / own MAE)^4` measured by replaying the model on")
-    w("  earlier origins of the same history (targets at or before the origin: causal); p10/p90 are the 10 % / 90 %")
-    w("  quantiles of the replay's own errors per lead bucket, in units of the day's volatility, times 1.1.")
+    w("  earlier origins of the same history (targets at or before the origin: causal: 96 half-hourly origins")
+    w("  up to 2 h ahead, 56 six-hourly up to a day, 42 daily beyond); p10/p90 are split-conformal quantiles of")
+    w("  the replay's own errors per lead bucket, in units of the day's volatility, at the levels corrected for")
+    w("  the number n of replay origins (upper `0.9 (n + 1) / n`, lower one minus that).")
     w("  History is bounded to what the replay needs (a few weeks), so a forecast's cost does not grow with the")
     w("  series. No per-series settings: the same constants run every series. Those few constants (weight power,")
-    w("  interval scale 1.1, the component list, the 0.85 utilization) were chosen while looking at this dev panel,")
+    w("  the component list, the replay lengths, the 0.85 utilization) were chosen while looking at this dev panel,")
     w("  so the numbers here are in-sample for those choices; a hidden panel is the real test.")
     w("- **Shared (origin, step) rows**: short, day and week origins coincide at the first origin and every")
     w("  6 h / 24 h; the file holds one row per (origin, step), from the class with the shortest horizon.")

@@ -5,6 +5,20 @@ use crate::series::quantile_sorted;
 /// Fewest residuals a lead's pool must hold before its quantiles are trusted.
 pub const MIN_POOL: usize = 60;
 
+/// The quantile levels `(lo, hi)` of calibration scores that give a central interval of
+/// `coverage` when the scores come from `n` exchangeable draws: split conformal's finite-sample
+/// correction, `hi = (1 + coverage) / 2 * (n + 1) / n` (capped at 1), `lo = 1 - hi`. With few
+/// draws the interval widens; with many it tends to the plain quantiles.
+pub fn conformal_levels(coverage: f64, n: usize) -> (f64, f64) {
+    let upper = (1.0 + coverage.clamp(0.0, 1.0)) / 2.0;
+    let hi = if n == 0 {
+        1.0
+    } else {
+        (upper * (n as f64 + 1.0) / n as f64).min(1.0)
+    };
+    (1.0 - hi, hi)
+}
+
 /// Lead buckets `[1], [2, 3], [4, 7], ...` (1-based, inclusive), covering `1..=horizon`.
 fn buckets(horizon: usize) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
@@ -59,6 +73,18 @@ pub fn lead_quantiles(residuals: &[Vec<f64>], lo: f64, hi: f64) -> Vec<(f64, f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conformal_levels_widen_with_few_draws_and_tend_to_the_plain_quantiles() {
+        let (lo, hi) = conformal_levels(0.8, 9);
+        assert!((hi - 1.0).abs() < 1e-12 && lo.abs() < 1e-12, "9 draws: the extremes, got {lo} {hi}");
+        let (lo, hi) = conformal_levels(0.8, 96);
+        assert!((hi - 0.9 * 97.0 / 96.0).abs() < 1e-12 && (lo - (1.0 - hi)).abs() < 1e-12);
+        let (lo, hi) = conformal_levels(0.8, 1_000_000);
+        assert!((hi - 0.9).abs() < 1e-5 && (lo - 0.1).abs() < 1e-5);
+        assert_eq!(conformal_levels(0.8, 0), (0.0, 1.0));
+        assert!(conformal_levels(0.8, 10).1 < conformal_levels(0.8, 5).1);
+    }
 
     #[test]
     fn buckets_cover_the_horizon() {

@@ -6,13 +6,17 @@
 //! `k` by `(best MAE / own MAE)^WEIGHT_POWER` over the leads `k/2..=2k`.
 //! The same replay gives the ensemble's own residuals; measured in units of
 //! the volatility of the day before their origin (mean absolute one-step
-//! change), their empirical 10 % / 90 % quantiles per lead bucket, times the
-//! volatility of the day before `o`, become the interval (locally scaled
-//! conformal), so a calm spell after a turbulent one narrows the interval. The history is bounded to what the replay needs, so the cost of a
-//! forecast does not grow with the length of the series.
+//! change), their empirical quantiles per lead bucket, times the volatility
+//! of the day before `o`, become the interval (locally scaled split
+//! conformal), so a calm spell after a turbulent one narrows the interval.
+//! The quantile levels carry the split-conformal finite-sample correction for
+//! the number of replay origins ([`conformal_levels`]): an origin's residuals
+//! at neighbouring leads move together, so the origins, not the residuals,
+//! are the independent draws. The history is bounded to what the replay
+//! needs, so the cost of a forecast does not grow with the length of the series.
 
 use super::components::{self, Component, Ctx, PROFILE_WEEKS, last_finite};
-use super::conformal::lead_quantiles;
+use super::conformal::{conformal_levels, lead_quantiles};
 use super::grid::{regularize, validate};
 use super::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
 
@@ -21,9 +25,10 @@ const MIN_REPLAY: usize = 3;
 /// Sharpness of the weights: higher favours the best component more.
 const WEIGHT_POWER: f64 = 4.0;
 
-/// Default widening of the replayed error quantiles: the weights are fitted on the same
-/// replay, so its errors are slightly optimistic.
-pub const INTERVAL_SCALE: f64 = 1.1;
+/// Default multiplier of the conformal interval's half-widths (1: the calibrated interval as is).
+pub const INTERVAL_SCALE: f64 = 1.0;
+/// Nominal coverage of [p10, p90].
+const COVERAGE: f64 = 0.8;
 
 /// The ensemble forecaster (see the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -48,16 +53,17 @@ pub(crate) struct ReplayPlan {
 }
 
 impl ReplayPlan {
-    /// Two days of half-hourly origins for horizons up to two hours, a week of six-hourly
-    /// origins up to a day, else two weeks of daily origins.
+    /// Two days of half-hourly origins for horizons up to two hours, two weeks of six-hourly
+    /// origins up to a day, else six weeks of daily origins (an error a day or more ahead
+    /// depends on the weekdays it spans, so the replay holds several of each).
     pub(crate) fn for_horizon(horizon: usize, step_s: i64) -> ReplayPlan {
         let minutes = horizon as f64 * step_s as f64 / 60.0;
         let (count, stride_min) = if minutes <= 120.0 {
             (96, 30.0)
         } else if minutes <= 1440.0 {
-            (28, 360.0)
+            (56, 360.0)
         } else {
-            (14, 1440.0)
+            (42, 1440.0)
         };
         ReplayPlan {
             count,
@@ -200,7 +206,8 @@ impl Ensemble {
         let p50: Vec<f64> = (0..h)
             .map(|k| (0..nc).map(|c| weights[k * nc + c] * now[c * h + k]).sum())
             .collect();
-        let q = lead_quantiles(&residuals, 0.1, 0.9);
+        let (lo, hi) = conformal_levels(COVERAGE, origins.len());
+        let q = lead_quantiles(&residuals, lo, hi);
         let s = self.interval_scale * vol_now;
         notes.push(format!(
             "{} replay origins; weights at lead 1: {}; at lead {h}: {}",
