@@ -77,7 +77,10 @@ mod tests {
     #[test]
     fn conformal_levels_widen_with_few_draws_and_tend_to_the_plain_quantiles() {
         let (lo, hi) = conformal_levels(0.8, 9);
-        assert!((hi - 1.0).abs() < 1e-12 && lo.abs() < 1e-12, "9 draws: the extremes, got {lo} {hi}");
+        assert!(
+            (hi - 1.0).abs() < 1e-12 && lo.abs() < 1e-12,
+            "9 draws: the extremes, got {lo} {hi}"
+        );
         let (lo, hi) = conformal_levels(0.8, 96);
         assert!((hi - 0.9 * 97.0 / 96.0).abs() < 1e-12 && (lo - (1.0 - hi)).abs() < 1e-12);
         let (lo, hi) = conformal_levels(0.8, 1_000_000);

@@ -91,6 +91,7 @@ impl Forecaster for Ensemble {
                 grid.filled, grid.missing, grid.non_finite
             ));
         }
+        notes.extend(grid.duplicate_note());
         let (sums, counts) = components::running_sums(&grid.x);
         let ctx = Ctx {
             x: &grid.x,

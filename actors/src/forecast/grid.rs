@@ -18,6 +18,21 @@ pub(crate) struct Grid {
     pub missing: usize,
     /// Observations dropped because they were NaN or infinite.
     pub non_finite: usize,
+    /// Observations that fell on a grid point already holding one (a duplicated timestamp, or
+    /// two within half a step): the later one in the input is kept.
+    pub duplicates: usize,
+}
+
+impl Grid {
+    /// The note a model adds when duplicated observations were folded, if any were.
+    pub(crate) fn duplicate_note(&self) -> Option<String> {
+        (self.duplicates > 0).then(|| {
+            format!(
+                "history: {} observations shared a grid point with an earlier one (duplicated timestamps): the later value kept",
+                self.duplicates
+            )
+        })
+    }
 }
 
 /// Checks the inputs of a forecast call.
@@ -53,6 +68,7 @@ pub(crate) fn regularize(t: &[i64], y: &[f64], step_s: i64, max_len: usize) -> G
     let mut x = vec![f64::NAN; len];
     let mut nonneg = true;
     let mut non_finite = 0;
+    let mut duplicates = 0;
     for (&ti, &yi) in t[start..].iter().zip(&y[start..]) {
         if !yi.is_finite() {
             non_finite += 1;
@@ -60,6 +76,7 @@ pub(crate) fn regularize(t: &[i64], y: &[f64], step_s: i64, max_len: usize) -> G
         }
         let back = usize::try_from((t_last - ti + step_s / 2) / step_s).unwrap_or(usize::MAX);
         if back < len {
+            duplicates += usize::from(!x[len - 1 - back].is_nan());
             x[len - 1 - back] = yi;
             nonneg &= yi >= 0.0;
         }
@@ -89,6 +106,7 @@ pub(crate) fn regularize(t: &[i64], y: &[f64], step_s: i64, max_len: usize) -> G
         filled,
         missing,
         non_finite,
+        duplicates,
     }
 }
 

@@ -41,6 +41,7 @@ impl Forecaster for SeasonalNaive {
                 grid.missing, grid.non_finite
             ));
         }
+        notes.extend(grid.duplicate_note());
         let last = last_finite(x, o);
         let p50: Vec<f64> = (1..=horizon)
             .map(|k| {

@@ -152,6 +152,46 @@ fn nan_inf_gaps_and_negatives_are_survived() {
 }
 
 #[test]
+fn duplicated_timestamps_keep_the_later_value_and_say_so() {
+    let (t, y) = seasonal(10 * DAY, 5.0, 5);
+    // the last hour arrives twice: first with wrong values, then corrected
+    let k = t.len() - 60;
+    let mut td: Vec<i64> = Vec::new();
+    let mut yd: Vec<f64> = Vec::new();
+    for i in 0..t.len() {
+        if i >= k {
+            td.push(t[i]);
+            yd.push(y[i] * 10.0);
+        }
+        td.push(t[i]);
+        yd.push(y[i]);
+    }
+    for m in all_models() {
+        let clean = m.forecast(&t, &y, STEP, 30).unwrap();
+        let dup = m.forecast(&td, &yd, STEP, 30).unwrap();
+        assert_eq!(
+            (&dup.p10, &dup.p50, &dup.p90),
+            (&clean.p10, &clean.p50, &clean.p90),
+            "{}",
+            m.name()
+        );
+        assert!(
+            dup.notes
+                .iter()
+                .any(|n| n.contains("60 observations shared a grid point")),
+            "{}: {:?}",
+            m.name(),
+            dup.notes
+        );
+        assert!(
+            !clean.notes.iter().any(|n| n.contains("shared a grid point")),
+            "{}",
+            m.name()
+        );
+    }
+}
+
+#[test]
 fn forecasts_are_deterministic() {
     let (t, y) = seasonal(20 * DAY, 10.0, 4);
     for m in all_models() {

@@ -90,6 +90,7 @@ pub(crate) fn prepare(
             };
         }
     }
+    notes.extend(grid.duplicate_note());
     if grid.filled + long_gaps + grid.non_finite > 0 {
         notes.push(format!(
             "history: {} gap points interpolated, {long_gaps} missing points filled from the day before or the last value, {} non-finite values dropped",
