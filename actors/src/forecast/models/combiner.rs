@@ -8,14 +8,15 @@
 //! leads `k/2..=2k`): members whose MAE is above the seasonal naive's get no weight; the others
 //! get `(best MAE / own MAE)^4`, normalized. The combined p50's replay residuals, in units of
 //! the volatility of the day before their origin, give p10/p90 per lead bucket (conformal,
-//! [`lead_quantiles`]) scaled by the volatility now, so the quantiles cannot cross and are
+//! [`lead_quantiles`], at the levels corrected for the number of replay origins,
+//! [`conformal_levels`]) scaled by the volatility now, so the quantiles cannot cross and are
 //! calibrated on this series' own recent errors. Before a full replay is possible it falls
 //! back to the default ensemble, and says so.
 
 use std::sync::Arc;
 
 use super::{FitCache, Prepared, day_cutoff, fit_key, prepare};
-use crate::forecast::conformal::lead_quantiles;
+use crate::forecast::conformal::{conformal_levels, lead_quantiles};
 use crate::forecast::{Ensemble, ForecastError, Forecaster, QuantilePath, SeasonalNaive, finish, steps_of};
 
 /// Sharpness of the weights.
@@ -124,7 +125,10 @@ impl Combiner {
         }
         Ok(Calibration {
             weights,
-            quantiles: lead_quantiles(&residuals, 0.1, 0.9),
+            quantiles: {
+                let (lo, hi) = conformal_levels(0.8, origins.len());
+                lead_quantiles(&residuals, lo, hi)
+            },
             replays: origins.len(),
         })
     }

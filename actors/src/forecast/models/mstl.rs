@@ -7,7 +7,9 @@
 //! data or coarser), so a fit stays cheap. The history is capped at [`MSTL_WEEKS`] weeks with a
 //! weekly season and [`MSTL_DAYS`] days without. p10/p90 come from the ETS trend's 80 %
 //! prediction interval shifted by the seasonal terms (the combiner recalibrates them
-//! conformally). Too little history for a season (or for ETS) falls back and says so.
+//! conformally). Too little history for a season (or for ETS) falls back and says so. A path
+//! that leaves the fit window's range widened by its width on each side (an accelerating trend
+//! extrapolated a day ahead) is clamped to it, and the notes say how many values were.
 
 use augurs::ets::AutoETS;
 use augurs::mstl::MSTLModel;
@@ -88,15 +90,51 @@ pub(crate) fn fit_predict(x: &[f64], periods: &[usize], h: usize) -> Option<Quan
         let fitted = MSTLModel::new(periods.to_vec(), trend).fit(x).ok()?;
         fitted.predict(h, LEVEL).ok()?
     };
-    to_path(f, h)
+    let mut path = to_path(f, h)?;
+    let clamped = clamp_to_envelope(&mut path, x);
+    if clamped > 0 {
+        path.notes.push(format!(
+            "{clamped} forecast values beyond the fit window's range widened by its width on each side were clamped to it (a trend extrapolated too far)"
+        ));
+    }
+    Some(path)
+}
+
+/// Clamps every quantile of `path` into `[min - w, max + w]` of the finite values of `x`
+/// (`w = max - min`): a trend fitted on a few days must not run away over a day-long horizon.
+/// Returns how many values were clamped.
+pub(crate) fn clamp_to_envelope(path: &mut QuantilePath, x: &[f64]) -> usize {
+    let (lo, hi) = x
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    if !(lo.is_finite() && hi.is_finite()) {
+        return 0;
+    }
+    let w = hi - lo;
+    let (lo, hi) = (lo - w, hi + w);
+    let mut clamped = 0;
+    for v in path
+        .p10
+        .iter_mut()
+        .chain(path.p50.iter_mut())
+        .chain(path.p90.iter_mut())
+    {
+        if *v < lo || *v > hi {
+            *v = v.clamp(lo, hi);
+            clamped += 1;
+        }
+    }
+    clamped
 }
 
 fn run(p: Prepared, periods: Vec<usize>, note: Option<String>, h: usize, what: &str) -> QuantilePath {
     let mut notes = p.notes.clone();
     notes.extend(note);
     let mut path = match fit_predict(&p.x, &periods, h) {
-        Some(path) => {
+        Some(mut path) => {
             notes.push(format!("{what} on {} steps, seasons {periods:?}", p.x.len()));
+            notes.append(&mut path.notes);
             path
         }
         None => {
@@ -152,5 +190,45 @@ impl Forecaster for Ets {
             )
         });
         Ok(run(p, Vec::new(), note, horizon, "AutoETS"))
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use super::*;
+
+    #[test]
+    fn a_runaway_path_is_clamped_to_the_widened_range_and_counted() {
+        let x = [10.0, 12.0, f64::NAN, 14.0];
+        let mut path = QuantilePath {
+            p10: vec![5.0, 1.0e72],
+            p50: vec![11.0, 1.0e73],
+            p90: vec![13.0, 1.0e74],
+            notes: Vec::new(),
+        };
+        // range [10, 14], width 4: the envelope is [6, 18]
+        assert_eq!(clamp_to_envelope(&mut path, &x), 4);
+        assert_eq!(path.p10, vec![6.0, 18.0]);
+        assert_eq!(path.p50, vec![11.0, 18.0]);
+        assert_eq!(path.p90, vec![13.0, 18.0]);
+        assert_eq!(clamp_to_envelope(&mut path, &x), 0);
+    }
+
+    #[test]
+    fn ets_on_a_steep_ramp_stays_inside_the_envelope_a_day_ahead() {
+        // two days of a steep accelerating ramp: a trend model extrapolates it without bound
+        let x: Vec<f64> = (0..576).map(|i| 1.0 + (i as f64 / 60.0).exp()).collect();
+        let (lo, hi) = (x[0], x[575]);
+        let w = hi - lo;
+        let p = fit_predict(&x, &[], 288).expect("AutoETS fits a ramp");
+        for v in p.p10.iter().chain(&p.p50).chain(&p.p90) {
+            assert!(
+                *v >= lo - w - 1e-9 && *v <= hi + w + 1e-9,
+                "{v} outside [{}, {}]",
+                lo - w,
+                hi + w
+            );
+        }
+        assert!(p.notes.iter().any(|n| n.contains("clamped")), "{:?}", p.notes);
     }
 }
