@@ -2,6 +2,9 @@
 
 use crate::series::quantile_sorted;
 
+/// Nominal coverage of [p10, p90].
+pub const COVERAGE: f64 = 0.8;
+
 /// Fewest residuals a lead's pool must hold before its quantiles are trusted.
 pub const MIN_POOL: usize = 60;
 

@@ -16,7 +16,7 @@
 //! needs, so the cost of a forecast does not grow with the length of the series.
 
 use super::components::{self, Component, Ctx, PROFILE_WEEKS, last_finite};
-use super::conformal::{conformal_levels, lead_quantiles};
+use super::conformal::{COVERAGE, conformal_levels, lead_quantiles};
 use super::grid::{regularize, validate};
 use super::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
 
@@ -27,8 +27,6 @@ const WEIGHT_POWER: f64 = 4.0;
 
 /// Default multiplier of the conformal interval's half-widths (1: the calibrated interval as is).
 pub const INTERVAL_SCALE: f64 = 1.0;
-/// Nominal coverage of [p10, p90].
-const COVERAGE: f64 = 0.8;
 
 /// The ensemble forecaster (see the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +138,7 @@ impl Forecaster for Ensemble {
                 "only {} replay origins: last value with spread of past changes",
                 origins.len()
             ));
-            fallback(&ctx, o, horizon)
+            fallback(ctx.x, horizon)
         } else {
             self.combine(&ctx, &comps, &origins, o, horizon, &mut notes)
         };
@@ -300,16 +298,15 @@ fn describe(comps: &[Component], w: &[f64]) -> String {
         .join(", ")
 }
 
-/// Last value, with p10/p90 from the quantiles of past `k`-step changes.
-fn fallback(ctx: &Ctx, o: usize, h: usize) -> QuantilePath {
-    let x = ctx.x;
-    let last = last_finite(x, o);
+/// Last value, with p10/p90 from the quantiles of past `k`-step changes: the cold-start
+/// fallback of this model and of the `ml` models.
+pub(crate) fn fallback(x: &[f64], h: usize) -> QuantilePath {
+    let last = last_finite(x, x.len() - 1);
     let residuals: Vec<Vec<f64>> = (1..=h)
         .map(|k| {
-            x[..=o]
-                .iter()
+            x.iter()
                 .skip(k)
-                .zip(x[..=o].iter())
+                .zip(x.iter())
                 .map(|(a, b)| a - b)
                 .filter(|d| d.is_finite())
                 .collect()

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use super::{FitCache, Prepared, day_cutoff, fit_key, prepare};
-use crate::forecast::conformal::{conformal_levels, lead_quantiles};
+use crate::forecast::conformal::{COVERAGE, conformal_levels, lead_quantiles};
 use crate::forecast::{Ensemble, ForecastError, Forecaster, QuantilePath, SeasonalNaive, finish, steps_of};
 
 /// Sharpness of the weights.
@@ -126,7 +126,7 @@ impl Combiner {
         Ok(Calibration {
             weights,
             quantiles: {
-                let (lo, hi) = conformal_levels(0.8, origins.len());
+                let (lo, hi) = conformal_levels(COVERAGE, origins.len());
                 lead_quantiles(&residuals, lo, hi)
             },
             replays: origins.len(),

@@ -27,8 +27,7 @@ pub mod training;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::components::last_finite;
-use super::conformal::lead_quantiles;
+pub(crate) use super::ensemble::fallback;
 use super::grid::{regularize, validate};
 use super::{ForecastError, QuantilePath, steps_of};
 
@@ -109,29 +108,6 @@ pub(crate) fn prepare(
         nonneg: grid.nonneg,
         notes,
     })
-}
-
-/// Last value, with p10/p90 from the quantiles of past `k`-step changes (the cold-start fallback).
-pub(crate) fn fallback(x: &[f64], h: usize) -> QuantilePath {
-    let o = x.len() - 1;
-    let last = last_finite(x, o);
-    let residuals: Vec<Vec<f64>> = (1..=h)
-        .map(|k| {
-            x.iter()
-                .skip(k)
-                .zip(x.iter())
-                .map(|(a, b)| a - b)
-                .filter(|d| d.is_finite())
-                .collect()
-        })
-        .collect();
-    let q = lead_quantiles(&residuals, 0.1, 0.9);
-    QuantilePath {
-        p10: q.iter().map(|(lo, _)| last + lo).collect(),
-        p50: vec![last; h],
-        p90: q.iter().map(|(_, hi)| last + hi).collect(),
-        notes: Vec::new(),
-    }
 }
 
 /// Whether every value of the path is finite.
