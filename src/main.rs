@@ -34,7 +34,8 @@ enum Command {
     Migrate,
     /// Bring the read models up to the log, or rebuild them from scratch.
     Replay {
-        /// Drop every read model and rebuild it from the whole log.
+        /// Rebuild every read model from the whole log, beside the live ones; they are
+        /// swapped in only when complete (a failed rebuild leaves the live ones as they were).
         #[arg(long)]
         rebuild: bool,
     },
@@ -99,8 +100,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             println!(
                 "read models {} up to log position {pos}",
-                if rebuild { "rebuilt" } else { "caught up" }
+                if rebuild {
+                    "rebuilt beside the live ones and swapped in"
+                } else {
+                    "caught up"
+                }
             );
+            let letters = b
+                .models
+                .query(&events::projections::DocQuery::new("dead_letters", "position").limit(1000))
+                .await?;
+            if !letters.is_empty() {
+                println!(
+                    "{} event(s) could not be projected and were dead-lettered (read model `dead_letters`), newest at position {}",
+                    letters.len(),
+                    letters[0]["position"]
+                );
+            }
             Ok(())
         }
         Command::Explain { id } => {

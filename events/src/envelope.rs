@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::error::StoreError;
 use crate::vocabulary::Event;
 
 /// Who or what caused an event, and which earlier event or request led to it.
@@ -52,8 +53,29 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
+    /// An event to append; the append checks it ([`NewEvent::check`]).
     pub fn new(event: Event, metadata: Metadata) -> Self {
         NewEvent { event, metadata }
+    }
+
+    /// An event to append, checked now: refuses a non-finite number (naming its field) and
+    /// a [`Event::Malformed`] event, as every append would.
+    pub fn try_new(event: Event, metadata: Metadata) -> Result<Self, StoreError> {
+        let e = NewEvent { event, metadata };
+        e.check()?;
+        Ok(e)
+    }
+
+    /// What every append checks before it writes anything: the event belongs to the
+    /// appendable vocabulary and holds finite numbers only.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if let Event::Malformed(m) = &self.event {
+            return Err(StoreError::Invalid(format!(
+                "a malformed `{}` event read from the log cannot be appended",
+                m.event_type
+            )));
+        }
+        self.event.check_finite().map_err(StoreError::Invalid)
     }
 }
 
@@ -90,7 +112,7 @@ impl From<&RecordedEvent> for EventJson {
             position: e.position,
             stream: e.stream.clone(),
             version: e.version,
-            event_type: e.event.event_type().to_string(),
+            event_type: e.event.type_name().to_string(),
             schema_version: e.event.schema_version(),
             payload: e.event.payload(),
             metadata: e.metadata.clone(),

@@ -32,3 +32,52 @@ pub enum StoreError {
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
+
+impl StoreError {
+    /// Whether trying the same operation again later may succeed: a lost connection, a
+    /// pool timeout, a busy or locked database, a serialization failure, a server shutting
+    /// down. Errors that the same input will always meet (a constraint or type refused, a
+    /// malformed payload, bad SQL) are permanent. When in doubt an error counts as
+    /// transient, so that nothing is given up on because of a fault that passes.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(e) => transient_sqlx(e),
+            StoreError::Sink(_) => true,
+            StoreError::Migrate(_)
+            | StoreError::Conflict { .. }
+            | StoreError::UnknownEventType(_)
+            | StoreError::UnknownSchemaVersion { .. }
+            | StoreError::Payload { .. }
+            | StoreError::Invalid(_) => false,
+        }
+    }
+}
+
+fn transient_sqlx(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite: the primary result code is the low byte of the extended one.
+                let primary = code.parse::<i64>().unwrap_or(0) & 0xff;
+                !matches!(
+                    primary,
+                    1 /* ERROR */ | 18 /* TOOBIG */ | 19 /* CONSTRAINT */ | 20 /* MISMATCH */ | 25 /* RANGE */
+                )
+            } else {
+                // PostgreSQL: SQLSTATE classes of data, integrity, syntax and access-rule errors.
+                !["22", "23", "42", "2B", "44"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+            }
+        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::Configuration(_)
+        | sqlx::Error::RowNotFound => false,
+        _ => true,
+    }
+}

@@ -6,8 +6,10 @@
 //! [`projections`] (read models rebuilt from the log) and [`metrics`] (the time
 //! series the forecasts learn from, which are not events).
 
+pub mod compact;
 pub mod envelope;
 pub mod error;
+mod finite;
 pub mod metrics;
 pub mod projections;
 pub mod relay;
@@ -18,7 +20,8 @@ pub mod vocabulary;
 
 pub use envelope::{EventJson, Metadata, NewEvent, RecordedEvent, streams};
 pub use error::StoreError;
-pub use store::{Appended, EventStore, ExpectedVersion};
+pub use finite::round_sig;
+pub use store::{Appended, EventStore, ExpectedVersion, StreamAppend};
 pub use vocabulary::Event;
 
 pub(crate) mod time {

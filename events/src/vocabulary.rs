@@ -18,8 +18,13 @@ pub struct ForecastPoint {
     pub p90: f64,
 }
 
-/// A forecast was made for a service (schema v2: a path of points with their times).
+/// A forecast was made for a service.
+///
+/// Schema v3 stores the path in columns (`start`, `p10`, `p50`, `p90`, and `at` only when
+/// the points are not `step_seconds` apart; see [`crate::compact`]); the struct keeps one
+/// [`ForecastPoint`] per step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(into = "crate::compact::ForecastMadeV3", try_from = "crate::compact::ForecastMadeV3")]
 pub struct ForecastMade {
     pub forecast_id: Uuid,
     pub service: String,
@@ -31,7 +36,6 @@ pub struct ForecastMade {
     pub horizon_minutes: i64,
     pub points: Vec<ForecastPoint>,
     /// Free-form notes from the forecaster (fallbacks taken, cold start...).
-    #[serde(default)]
     pub notes: Vec<String>,
 }
 
@@ -277,6 +281,22 @@ pub struct AlertAcknowledged {
     pub acknowledged_by: String,
 }
 
+/// A stored event this build cannot decode (a payload written by an older build that no
+/// longer matches its type, an unknown type or schema version). Reads return it instead
+/// of failing, so one bad row cannot stop a reader; projections dead-letter it. It is not
+/// part of the appendable vocabulary: every append refuses it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Malformed {
+    /// The stored `event_type`.
+    pub event_type: String,
+    /// The stored schema version.
+    pub schema_version: i32,
+    /// The stored payload, as it is (a payload that is not JSON at all is kept as a string).
+    pub payload: serde_json::Value,
+    /// Why it could not be decoded.
+    pub error: String,
+}
+
 /// Every event predictive-scaler records.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -301,26 +321,49 @@ pub enum Event {
     CostRecorded(CostRecorded),
     AlertRaised(AlertRaised),
     AlertAcknowledged(AlertAcknowledged),
+    /// A stored event that could not be decoded; read-only (see [`Malformed`]).
+    Malformed(Malformed),
 }
 
 /// Declares, once, each variant's type name and current schema version.
 macro_rules! vocabulary {
     ($($variant:ident => $version:expr),* $(,)?) => {
         impl Event {
-            /// The stored `event_type` of this event.
+            /// The stored `event_type` of this event (`Malformed` for an undecodable one; its
+            /// stored type is [`Event::type_name`]).
             pub fn event_type(&self) -> &'static str {
-                match self { $(Event::$variant(_) => stringify!($variant),)* }
+                match self {
+                    $(Event::$variant(_) => stringify!($variant),)*
+                    Event::Malformed(_) => "Malformed",
+                }
             }
 
-            /// The schema version this build writes for this event.
+            /// The schema version this build writes for this event (the stored one for a
+            /// malformed event).
             pub fn schema_version(&self) -> i32 {
-                match self { $(Event::$variant(_) => $version,)* }
+                match self {
+                    $(Event::$variant(_) => $version,)*
+                    Event::Malformed(m) => m.schema_version,
+                }
             }
 
-            /// The payload as JSON, in the current schema version.
+            /// The payload as JSON, in the current schema version (as stored for a malformed event).
+            ///
+            /// Non-finite numbers would turn into `null` here: appends refuse them first
+            /// ([`Event::check_finite`]).
             pub fn payload(&self) -> serde_json::Value {
                 match self {
                     $(Event::$variant(p) => serde_json::to_value(p).expect("payloads serialize"),)*
+                    Event::Malformed(m) => m.payload.clone(),
+                }
+            }
+
+            /// The first non-finite number in the payload, named by event type and field path
+            /// (`ForecastMade.p50[3] is NaN`).
+            pub fn check_finite(&self) -> Result<(), String> {
+                match self {
+                    $(Event::$variant(p) => crate::finite::check(stringify!($variant), p),)*
+                    Event::Malformed(_) => Ok(()),
                 }
             }
 
@@ -343,8 +386,18 @@ macro_rules! vocabulary {
     };
 }
 
+impl Event {
+    /// The type name as stored: [`Event::event_type`], or for a malformed event the type it was stored under.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Event::Malformed(m) => &m.event_type,
+            other => other.event_type(),
+        }
+    }
+}
+
 vocabulary! {
-    ForecastMade => 2,
+    ForecastMade => 3,
     DecisionProposed => 1,
     DecisionApproved => 1,
     DecisionRejected => 1,

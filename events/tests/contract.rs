@@ -6,69 +6,14 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use events::metrics::{MetricSample, MetricStore};
-use events::projections::{DocQuery, ReadModelStore, TABLES, Val, catch_up, rebuild};
-use events::store::{memory::MemoryStore, postgres::PgStore, sqlite::SqliteStore, subscribe};
-use events::vocabulary::*;
+use events::projections::{DocQuery, ReadModelStore, Val, catch_up, rebuild};
+use events::store::{memory::MemoryStore, subscribe};
 use events::{Event, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError};
 use futures::StreamExt;
 use serde_json::json;
-use uuid::Uuid;
 
-fn t(min: i64) -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 3, 1, 0, 0, 0).unwrap() + chrono::Duration::minutes(min)
-}
-
-fn forecast(service: &str, origin_min: i64) -> Event {
-    Event::ForecastMade(ForecastMade {
-        forecast_id: Uuid::new_v4(),
-        service: service.into(),
-        model: "snaive".into(),
-        model_version: "1".into(),
-        origin: t(origin_min),
-        step_seconds: 300,
-        horizon_minutes: 10,
-        points: (1..=2)
-            .map(|k| ForecastPoint {
-                at: t(origin_min + 5 * k),
-                p10: 1.0,
-                p50: 2.0 * k as f64,
-                p90: 3.0,
-            })
-            .collect(),
-        notes: vec![],
-    })
-}
-
-fn new(e: Event) -> NewEvent {
-    NewEvent::new(e, Metadata::new("test", t(0)))
-}
-
-fn decision(id: Uuid, replicas: u32) -> Event {
-    let cfg = |r| TargetConfig {
-        replicas: r,
-        instance_type: None,
-        spot_share: 0.0,
-    };
-    Event::DecisionProposed(DecisionProposed {
-        decision_id: id,
-        service: "checkout".into(),
-        strategy: "gradual_ramp".into(),
-        current: cfg(2),
-        target: cfg(replicas),
-        reasoning: vec!["p90 needs it".into()],
-        estimated_hourly_cost: Some(1.5),
-        forecast_id: None,
-        requires_approval: true,
-        inputs: json!({"x": 1}),
-        scores: json!({}),
-        rollback_to: cfg(2),
-        verification: VerificationCriteria {
-            ready_replicas: replicas,
-            timeout_seconds: 300,
-            max_utilization: None,
-        },
-    })
-}
+mod common;
+use common::{dump, forecast, new, pg, some_history, sqlite, t};
 
 async fn append_and_read(store: Arc<dyn EventStore>) {
     let a = store
@@ -107,7 +52,7 @@ async fn append_and_read(store: Arc<dyn EventStore>) {
     let got = store.read_stream("service/c", 0).await.unwrap().remove(0);
     assert_eq!(got.event, e);
     assert_eq!(got.metadata, meta);
-    assert_eq!(got.stored_schema_version, 2);
+    assert_eq!(Some(got.stored_schema_version), Event::current_version("ForecastMade"));
 }
 
 async fn expected_versions(store: Arc<dyn EventStore>) {
@@ -207,72 +152,6 @@ async fn subscription_catches_up_then_follows(store: Arc<dyn EventStore>) {
     assert_eq!(next, vec![4, 5]);
 }
 
-async fn some_history(store: &dyn EventStore) -> Uuid {
-    let id = Uuid::new_v4();
-    store
-        .append(
-            "service/checkout",
-            ExpectedVersion::Any,
-            vec![new(forecast("checkout", 0))],
-        )
-        .await
-        .unwrap();
-    let stream = events::streams::decision(id);
-    store
-        .append(&stream, ExpectedVersion::NoStream, vec![new(decision(id, 6))])
-        .await
-        .unwrap();
-    store
-        .append(
-            &stream,
-            ExpectedVersion::Exact(1),
-            vec![
-                new(Event::DecisionApproved(DecisionApproved {
-                    decision_id: id,
-                    approved_by: "alice".into(),
-                    comment: None,
-                })),
-                new(Event::ScalingStarted(ScalingStarted {
-                    decision_id: id,
-                    service: "checkout".into(),
-                    from_replicas: 2,
-                    to_replicas: 6,
-                    executor: "simulated".into(),
-                })),
-                new(Event::ScalingSucceeded(ScalingSucceeded {
-                    decision_id: id,
-                    service: "checkout".into(),
-                    replicas: 6,
-                })),
-            ],
-        )
-        .await
-        .unwrap();
-    store
-        .append(
-            "service/checkout",
-            ExpectedVersion::Any,
-            vec![new(forecast("checkout", 30))],
-        )
-        .await
-        .unwrap();
-    id
-}
-
-async fn dump(models: &dyn ReadModelStore) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for (table, key) in TABLES {
-        out.push(json!(table));
-        out.extend(
-            models
-                .query(&DocQuery::new(table, key[0]).ascending().limit(10_000))
-                .await
-                .unwrap(),
-        );
-    }
-    out
-}
-
 async fn projections_rebuild_to_the_same(store: Arc<dyn EventStore>, models: Arc<dyn ReadModelStore>) {
     let id = some_history(store.as_ref()).await;
     let head = catch_up(store.as_ref(), models.as_ref()).await.unwrap();
@@ -336,22 +215,6 @@ async fn metrics_contract(m: Arc<dyn MetricStore>) {
     // Retention removes what is older than the cutoff only.
     assert_eq!(m.apply_retention(t(15)).await.unwrap(), 15);
     assert_eq!(m.range("checkout", "rps", t(0), t(60)).await.unwrap().len(), 5);
-}
-
-async fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::connect(dir.path().join("events.db").to_str().unwrap())
-        .await
-        .unwrap();
-    (Arc::new(s), dir)
-}
-
-async fn pg() -> Arc<PgStore> {
-    Arc::new(
-        PgStore::connect(&events::testing::fresh_postgres_url().await)
-            .await
-            .unwrap(),
-    )
 }
 
 macro_rules! contract {
@@ -430,51 +293,46 @@ async fn metrics_postgres() {
 
 const V1_FORECAST: &str = r#"{"forecast_id":"6f1c1b0e-7d3c-4d59-9a57-9e8d1bb0f5a1","service":"old","model":"snaive","model_version":"0","origin":"2024-01-01T00:00:00Z","horizon_minutes":10,"step_minutes":5,"p10":[1.0,2.0],"p50":[2.0,3.0],"p90":[3.0,4.0]}"#;
 
-fn assert_upcast(e: &events::RecordedEvent) {
-    assert_eq!(e.stored_schema_version, 1);
+const V2_FORECAST: &str = r#"{"forecast_id":"7f1c1b0e-7d3c-4d59-9a57-9e8d1bb0f5a1","service":"old","model":"snaive","model_version":"0","origin":"2024-01-01T00:00:00Z","horizon_minutes":10,"step_seconds":300,"points":[{"at":"2024-01-01T00:05:00Z","p10":1.0,"p50":2.0,"p90":3.0},{"at":"2024-01-01T00:10:00Z","p10":2.0,"p50":3.0,"p90":4.0}],"notes":["v2"]}"#;
+
+fn assert_upcast(e: &events::RecordedEvent, stored: i32) {
+    assert_eq!(e.stored_schema_version, stored);
     let Event::ForecastMade(f) = &e.event else {
-        panic!("not a forecast")
+        panic!("not a forecast: {:?}", e.event)
     };
     assert_eq!(f.step_seconds, 300);
     assert_eq!(f.points.len(), 2);
     assert_eq!(f.points[0].at, Utc.with_ymd_and_hms(2024, 1, 1, 0, 5, 0).unwrap());
+    assert_eq!((f.points[1].p10, f.points[1].p50, f.points[1].p90), (2.0, 3.0, 4.0));
 }
 
-#[tokio::test]
-async fn upcasting_sqlite() {
-    let (s, _dir) = sqlite().await;
-    sqlx::query(
-        "INSERT INTO events VALUES (1, 'service/old', 1, 'ForecastMade', 1, ?, ?, ?, NULL, 'v0.1', '2024-01-01T00:00:00.000000Z')",
-    )
-    .bind(V1_FORECAST)
-    .bind(Uuid::new_v4().to_string())
-    .bind(Uuid::new_v4().to_string())
-    .execute(s.pool())
-    .await
-    .unwrap();
-    assert_upcast(&s.read_all(0, 10).await.unwrap()[0]);
-    // The stored row keeps its old shape: upcasting happens on read only.
-    let v: i64 = sqlx::query_scalar("SELECT schema_version FROM events")
-        .fetch_one(s.pool())
-        .await
-        .unwrap();
-    assert_eq!(v, 1);
+/// Payloads stored as v1 and v2 rows read back as the current ForecastMade; the rows keep
+/// their old shape (upcasting happens on read only).
+async fn old_payloads_are_upcast(rig: common::Rig) {
+    rig.insert_raw("service/old", "ForecastMade", 1, V1_FORECAST, "old")
+        .await;
+    rig.insert_raw("service/old", "ForecastMade", 2, V2_FORECAST, "old")
+        .await;
+    let all = rig.store.read_all(0, 10).await.unwrap();
+    assert_upcast(&all[0], 1);
+    assert_upcast(&all[1], 2);
+    assert_eq!(rig.store.read_stream("service/old", 1).await.unwrap()[0], all[1]);
+    // Written again, it is v3: columns, no `points`.
+    let payload = all[1].event.payload();
+    assert!(
+        payload.get("points").is_none() && payload["p50"] == json!([2.0, 3.0]),
+        "{payload}"
+    );
+    if let common::Adapter::Sqlite(s, _) = &rig.adapter {
+        let v: Vec<i64> = sqlx::query_scalar("SELECT schema_version FROM events ORDER BY position")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(v, vec![1, 2]);
+    }
 }
 
-#[tokio::test]
-async fn upcasting_postgres() {
-    let s = pg().await;
-    sqlx::query(
-        "INSERT INTO events VALUES (1, 'service/old', 1, 'ForecastMade', 1, $1::jsonb, $2, $3, NULL, 'v0.1', now())",
-    )
-    .bind(V1_FORECAST)
-    .bind(Uuid::new_v4())
-    .bind(Uuid::new_v4())
-    .execute(s.pool())
-    .await
-    .unwrap();
-    assert_upcast(&s.read_stream("service/old", 0).await.unwrap()[0]);
-}
+each_adapter!(old_payloads_are_upcast);
 
 #[tokio::test]
 async fn the_log_refuses_edits() {

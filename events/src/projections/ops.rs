@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::envelope::RecordedEvent;
-use crate::vocabulary::Event;
+use crate::vocabulary::{Event, ForecastMade};
 
 /// A typed column value, bound natively by each adapter.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +36,8 @@ pub struct RowOp {
     pub table: &'static str,
     pub key: Vec<(&'static str, Val)>,
     pub cols: Vec<(&'static str, Val)>,
-    /// The row's document (whole for Insert/Replace, the keys to merge for Patch).
+    /// The row's document (whole for Insert/Replace, the keys to merge for Patch);
+    /// `null` for a table without documents ([`super::DOCLESS`]).
     pub doc: Value,
 }
 
@@ -146,73 +147,84 @@ fn performance_row(id: Uuid, p: Performance<'_>, doc: Value) -> RowOp {
     }
 }
 
+/// A forecast's rows: its summary in `predictions` (the points left out), the whole
+/// forecast in `current_predictions` (what the API serves), one `prediction_points` row
+/// per point (columns only, no document).
+fn forecast_rows(f: &ForecastMade, at: DateTime<Utc>) -> Vec<RowOp> {
+    let mut summary = json!({
+        "forecast_id": f.forecast_id, "service": f.service, "model": f.model,
+        "model_version": f.model_version, "origin": f.origin, "step_seconds": f.step_seconds,
+        "horizon_minutes": f.horizon_minutes, "steps": f.points.len(), "notes": f.notes,
+        "recorded_at": at,
+    });
+    // The API's shape: one object per point (the log's v3 columns are for storage).
+    let mut doc = summary.clone();
+    doc["points"] = json!(f.points);
+    let mut cols = vec![
+        ("service", text(&f.service)),
+        ("model", text(&f.model)),
+        ("model_version", text(&f.model_version)),
+        ("origin", Val::Time(f.origin)),
+        ("horizon_minutes", Val::Int(f.horizon_minutes)),
+        ("step_seconds", Val::Int(f.step_seconds)),
+        ("recorded_at", Val::Time(at)),
+    ];
+    if let Some(p) = f.points.last() {
+        cols.extend([
+            ("p10", Val::Float(p.p10)),
+            ("p50", Val::Float(p.p50)),
+            ("p90", Val::Float(p.p90)),
+        ]);
+        summary["last"] = json!({"at": p.at, "p10": p.p10, "p50": p.p50, "p90": p.p90});
+    }
+    let mut ops = vec![
+        RowOp {
+            kind: OpKind::Insert,
+            table: "predictions",
+            key: vec![("forecast_id", Val::Uuid(f.forecast_id))],
+            cols,
+            doc: summary,
+        },
+        RowOp {
+            kind: OpKind::Replace,
+            table: "current_predictions",
+            key: vec![("service", text(&f.service))],
+            cols: vec![
+                ("forecast_id", Val::Uuid(f.forecast_id)),
+                ("origin", Val::Time(f.origin)),
+            ],
+            doc,
+        },
+    ];
+    ops.extend(f.points.iter().map(|p| RowOp {
+        kind: OpKind::Insert,
+        table: "prediction_points",
+        key: vec![
+            ("service", text(&f.service)),
+            ("model", text(&f.model)),
+            ("at", Val::Time(p.at)),
+            ("origin", Val::Time(f.origin)),
+        ],
+        cols: vec![
+            ("p10", Val::Float(p.p10)),
+            ("p50", Val::Float(p.p50)),
+            ("p90", Val::Float(p.p90)),
+        ],
+        doc: Value::Null,
+    }));
+    ops
+}
+
 /// The row operations one event implies for the read models.
 pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
     let at = e.metadata.recorded_at;
     match &e.event {
-        Event::ForecastMade(f) => {
-            let last = f.points.last();
-            let mut doc = serde_json::to_value(f).expect("serializable");
-            doc["recorded_at"] = json!(at);
-            let mut cols = vec![
-                ("service", text(&f.service)),
-                ("model", text(&f.model)),
-                ("model_version", text(&f.model_version)),
-                ("origin", Val::Time(f.origin)),
-                ("horizon_minutes", Val::Int(f.horizon_minutes)),
-                ("step_seconds", Val::Int(f.step_seconds)),
-                ("recorded_at", Val::Time(at)),
-            ];
-            if let Some(p) = last {
-                cols.extend([
-                    ("p10", Val::Float(p.p10)),
-                    ("p50", Val::Float(p.p50)),
-                    ("p90", Val::Float(p.p90)),
-                ]);
-            }
-            let mut ops = vec![
-                RowOp {
-                    kind: OpKind::Insert,
-                    table: "predictions",
-                    key: vec![("forecast_id", Val::Uuid(f.forecast_id))],
-                    cols,
-                    doc: doc.clone(),
-                },
-                RowOp {
-                    kind: OpKind::Replace,
-                    table: "current_predictions",
-                    key: vec![("service", text(&f.service))],
-                    cols: vec![
-                        ("forecast_id", Val::Uuid(f.forecast_id)),
-                        ("origin", Val::Time(f.origin)),
-                    ],
-                    doc,
-                },
-            ];
-            ops.extend(f.points.iter().enumerate().map(|(i, p)| RowOp {
-                kind: OpKind::Insert,
-                table: "prediction_points",
-                key: vec![
-                    ("forecast_id", Val::Uuid(f.forecast_id)),
-                    ("step", Val::Int(i as i64 + 1)),
-                ],
-                cols: vec![
-                    ("service", text(&f.service)),
-                    ("model", text(&f.model)),
-                    ("origin", Val::Time(f.origin)),
-                    ("at", Val::Time(p.at)),
-                    ("p10", Val::Float(p.p10)),
-                    ("p50", Val::Float(p.p50)),
-                    ("p90", Val::Float(p.p90)),
-                ],
-                doc: json!({"forecast_id": f.forecast_id, "step": i + 1, "at": p.at,
-                            "p10": p.p10, "p50": p.p50, "p90": p.p90}),
-            }));
-            ops
-        }
+        Event::ForecastMade(f) => forecast_rows(f, at),
         Event::DecisionProposed(d) => {
             let status = if d.requires_approval { "proposed" } else { "approved" };
             let mut doc = serde_json::to_value(d).expect("serializable");
+            // The decision's inputs are for `explain`, which reads them from the log.
+            doc.as_object_mut().map(|o| o.remove("inputs"));
             doc["status"] = json!(status);
             doc["proposed_at"] = json!(at);
             doc["updated_at"] = json!(at);
@@ -438,6 +450,7 @@ pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
                 doc,
             }]
         }
+        Event::Malformed(m) => super::dead_letter::project(e, m, at),
         Event::AlertAcknowledged(a) => vec![RowOp {
             kind: OpKind::Patch,
             table: "alert_logs",

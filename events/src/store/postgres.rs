@@ -1,19 +1,22 @@
 //! The PostgreSQL adapter: the production store (TimescaleDB when present).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Executor, Row};
 use tokio::sync::watch;
 
-use super::{Appended, EventStore, ExpectedVersion, validate_stream};
-use crate::envelope::{Metadata, NewEvent, RecordedEvent};
+use super::sql::{Arg, Dialect, Stmt, table_name};
+use super::{Appended, EventRow, EventStore, StreamAppend, check_appends, plan, streams_of};
+use crate::envelope::{Metadata, RecordedEvent};
 use crate::error::StoreError;
 use crate::metrics::{Bucket, MetricSample, MetricStore, check_bucket, validate};
-use crate::projections::{DocQuery, OpKind, ReadModelStore, RowOp, TABLES, Val, project};
+use crate::projections::{
+    DocQuery, PROJECTION, ReadModelStore, RowOp, SHADOW_CHECKPOINT, TABLES, Val, after_checkpoint, project,
+};
 use crate::upcast;
 
 /// Serializes appends so that positions are gap-free and commit in order.
@@ -95,7 +98,7 @@ fn row_to_event(r: &PgRow) -> Result<RecordedEvent, StoreError> {
         position: r.try_get::<i64, _>("position")? as u64,
         stream: r.try_get("stream")?,
         version: r.try_get::<i64, _>("version")? as u64,
-        event: upcast::decode(&event_type, schema_version, payload)?,
+        event: upcast::decode_or_malformed(&event_type, schema_version, payload),
         stored_schema_version: schema_version,
         metadata: Metadata {
             event_id: r.try_get("event_id")?,
@@ -107,75 +110,135 @@ fn row_to_event(r: &PgRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
+/// A unique violation means an event id already in the log (stream versions are checked
+/// under the append lock).
+fn refused(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() && db.constraint() == Some("events_event_id_key") => {
+            StoreError::Invalid("an event id of this append is already in the log".into())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+const EVENT_COLUMNS: &str = "position, stream, version, event_type, schema_version, payload, \
+     event_id, correlation_id, causation_id, caused_by, recorded_at, service";
+
+/// Rows per multi-row insert of events (12 parameters each).
+const EVENTS_PER_INSERT: usize = 500;
+
+impl PgStore {
+    /// The version of `stream` and the service of its first event.
+    async fn stream_head(tx: &mut PgConnection, stream: &str) -> Result<(u64, Option<String>), StoreError> {
+        let (version, service): (i64, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE stream = $1), \
+             (SELECT service FROM events WHERE stream = $1 AND version = 1)",
+        )
+        .bind(stream)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok((version as u64, service))
+    }
+
+    async fn insert_rows(tx: &mut PgConnection, rows: &[EventRow<'_>]) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(EVENTS_PER_INSERT) {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES {}", tuples.join(", "));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                let m = &r.event.metadata;
+                q = q
+                    .bind(r.position as i64)
+                    .bind(r.stream)
+                    .bind(r.version as i64)
+                    .bind(r.event.event.event_type())
+                    .bind(r.event.event.schema_version())
+                    .bind(&r.payload)
+                    .bind(m.event_id)
+                    .bind(m.correlation_id)
+                    .bind(m.causation_id)
+                    .bind(m.caused_by.as_str())
+                    .bind(m.recorded_at)
+                    .bind(r.service.as_deref());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Events matching `filter`, whose parameters are `key` (if any), then `after`, then the limit.
+    async fn select(
+        &self,
+        filter: &str,
+        key: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut q = sqlx::query(AssertSqlSafe(format!("SELECT * FROM events WHERE {filter}")));
+        if let Some(k) = key {
+            q = q.bind(k);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = q.bind(after as i64).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_event).collect()
+    }
+}
+
 #[async_trait]
 impl EventStore for PgStore {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, StoreError> {
-        validate_stream(stream)?;
+    async fn append_many(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
+        check_appends(&appends)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)
             .execute(&mut *tx)
             .await?;
-        let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM events WHERE stream = $1")
-            .bind(stream)
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0)::BIGINT FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        expected.check(stream, current as u64)?;
-        let mut position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0)::BIGINT FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut version = current;
-        for e in &events {
-            version += 1;
-            position += 1;
-            sqlx::query(
-                "INSERT INTO events (position, stream, version, event_type, schema_version, payload, \
-                 event_id, correlation_id, causation_id, caused_by, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(position)
-            .bind(stream)
-            .bind(version)
-            .bind(e.event.event_type())
-            .bind(e.event.schema_version())
-            .bind(e.event.payload())
-            .bind(e.metadata.event_id)
-            .bind(e.metadata.correlation_id)
-            .bind(e.metadata.causation_id)
-            .bind(&e.metadata.caused_by)
-            .bind(e.metadata.recorded_at)
-            .execute(&mut *tx)
-            .await?;
+        let mut heads = HashMap::new();
+        for stream in streams_of(&appends) {
+            heads.insert(stream, Self::stream_head(&mut tx, stream).await?);
         }
+        let plan = plan(&appends, head as u64, heads)?;
+        Self::insert_rows(&mut tx, &plan.rows).await.map_err(refused)?;
         tx.commit().await?;
-        self.head.send_replace(position as u64);
-        Ok(Appended {
-            version: version as u64,
-            position: position as u64,
-        })
+        self.head.send_replace(plan.head);
+        Ok(plan.done)
     }
 
     async fn read_stream(&self, stream: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM events WHERE stream = $1 AND version > $2 ORDER BY version")
-            .bind(stream)
-            .bind(after_version as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        self.read_stream_page(stream, after_version, usize::MAX).await
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let filter = "stream = $1 AND version > $2 ORDER BY version LIMIT $3";
+        self.select(filter, Some(stream), after_version, limit).await
+    }
+
+    async fn read_service(
+        &self,
+        service: &str,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let filter = "service = $1 AND position > $2 ORDER BY position LIMIT $3";
+        self.select(filter, Some(service), after_position, limit).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM events WHERE position > $1 ORDER BY position LIMIT $2")
-            .bind(after as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        let filter = "position > $1 ORDER BY position LIMIT $2";
+        self.select(filter, None, after, limit).await
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
@@ -188,71 +251,111 @@ impl EventStore for PgStore {
     fn head_watch(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
     }
+
+    async fn save_snapshot(&self, key: &str, position: u64, state: serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (key, position, state) VALUES ($1, $2, $3) ON CONFLICT (key) DO UPDATE \
+             SET position = EXCLUDED.position, state = EXCLUDED.state, saved_at = now() \
+             WHERE EXCLUDED.position >= snapshots.position",
+        )
+        .bind(key)
+        .bind(position as i64)
+        .bind(state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
+        let row: Option<(i64, serde_json::Value)> =
+            sqlx::query_as("SELECT position, state FROM snapshots WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(p, s)| (p as u64, s)))
+    }
 }
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
-fn bind<'q>(q: PgQuery<'q>, v: &Val) -> PgQuery<'q> {
-    match v {
-        Val::Text(s) => q.bind(s.clone()),
-        Val::Int(i) => q.bind(*i),
-        Val::Float(f) => q.bind(*f),
-        Val::Bool(b) => q.bind(*b),
-        Val::Time(t) => q.bind(*t),
-        Val::Uuid(u) => q.bind(*u),
+fn bind(q: PgQuery<'_>, arg: Arg) -> PgQuery<'_> {
+    match arg {
+        Arg::Val(Val::Text(s)) => q.bind(s),
+        Arg::Val(Val::Int(i)) => q.bind(i),
+        Arg::Val(Val::Float(f)) => q.bind(f),
+        Arg::Val(Val::Bool(b)) => q.bind(b),
+        Arg::Val(Val::Time(t)) => q.bind(t),
+        Arg::Val(Val::Uuid(u)) => q.bind(u),
+        Arg::Doc(d) => q.bind(d),
     }
 }
 
-/// The SQL of one row operation; placeholders number key, cols, then doc (insert)
-/// or cols, doc, then key (patch).
-fn op_sql(op: &RowOp) -> String {
-    let keys: Vec<&str> = op.key.iter().map(|(c, _)| *c).collect();
-    match op.kind {
-        OpKind::Insert | OpKind::Replace => {
-            let names: Vec<&str> = op.key.iter().chain(&op.cols).map(|(c, _)| *c).collect();
-            let params: Vec<String> = (1..=names.len() + 1).map(|i| format!("${i}")).collect();
-            let conflict = if op.kind == OpKind::Insert {
-                "DO NOTHING".to_string()
-            } else {
-                let sets: Vec<String> = op
-                    .cols
-                    .iter()
-                    .map(|(c, _)| format!("{c} = EXCLUDED.{c}"))
-                    .chain(["doc = EXCLUDED.doc".to_string()])
-                    .collect();
-                format!("DO UPDATE SET {}", sets.join(", "))
-            };
-            format!(
-                "INSERT INTO {} ({}, doc) VALUES ({}) ON CONFLICT ({}) {conflict}",
-                op.table,
-                names.join(", "),
-                params.join(", "),
-                keys.join(", ")
-            )
-        }
-        OpKind::Patch => {
-            let n = op.cols.len();
-            let sets: Vec<String> = op
-                .cols
-                .iter()
-                .enumerate()
-                .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
-                .collect();
-            let wheres: Vec<String> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c} = ${}", n + 2 + i))
-                .collect();
-            format!(
-                "UPDATE {} SET {}{}doc = doc || ${} WHERE {}",
-                op.table,
-                sets.join(", "),
-                if sets.is_empty() { "" } else { ", " },
-                n + 1,
-                wheres.join(" AND ")
-            )
-        }
+async fn run(tx: &mut PgConnection, stmt: Stmt) -> Result<u64, StoreError> {
+    let mut q = sqlx::query(AssertSqlSafe(stmt.sql));
+    for a in stmt.args {
+        q = bind(q, a);
     }
+    Ok(q.execute(&mut *tx).await?.rows_affected())
+}
+
+async fn execute(tx: &mut PgConnection, sql: String) -> Result<(), StoreError> {
+    sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Reads a checkpoint and locks its row until the transaction ends, so that two
+/// writers of one projection (or a rebuild's swap and the live projection) take turns.
+async fn lock_checkpoint(tx: &mut PgConnection, name: &str) -> Result<u64, StoreError> {
+    sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    let p: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok(p as u64)
+}
+
+async fn write_checkpoint(tx: &mut PgConnection, name: &str, position: u64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE projection_checkpoints SET position = $2 WHERE name = $1")
+        .bind(name)
+        .bind(position as i64)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Applies the events after the `name` checkpoint to the live or shadow tables and
+/// moves that checkpoint, inside the caller's transaction (which has locked it).
+async fn apply_in(
+    tx: &mut PgConnection,
+    name: &str,
+    checkpoint: u64,
+    events: &[RecordedEvent],
+    shadow: bool,
+) -> Result<u64, StoreError> {
+    let fresh = after_checkpoint(events, checkpoint)?;
+    let Some(last) = fresh.last() else {
+        return Ok(checkpoint);
+    };
+    let ops: Vec<RowOp> = fresh.iter().flat_map(project).collect();
+    for stmt in Dialect::Postgres.statements(&ops, shadow) {
+        run(tx, stmt).await?;
+    }
+    write_checkpoint(tx, name, last.position).await?;
+    Ok(last.position)
+}
+
+/// The `CREATE INDEX` statements of a table's indexes other than its primary key.
+async fn index_ddl(tx: &mut PgConnection, table: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = $1::TEXT \
+         AND indexname::TEXT <> ($1::TEXT || '_pkey')",
+    )
+    .bind(table)
+    .fetch_all(&mut *tx)
+    .await?)
 }
 
 #[async_trait]
@@ -267,44 +370,8 @@ impl ReadModelStore for PgStore {
 
     async fn apply(&self, projection: &str, events: &[RecordedEvent]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
-        // Lock the checkpoint row so two projector instances cannot interleave.
-        sqlx::query("INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-            .bind(projection)
-            .execute(&mut *tx)
-            .await?;
-        let current: i64 = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE")
-            .bind(projection)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut pos = current as u64;
-        let start = pos;
-        for e in events.iter().filter(|e| e.position > start) {
-            for op in project(e) {
-                let sql = op_sql(&op);
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                if op.kind == OpKind::Patch {
-                    for (_, v) in &op.cols {
-                        q = bind(q, v);
-                    }
-                    q = q.bind(op.doc.clone());
-                    for (_, v) in &op.key {
-                        q = bind(q, v);
-                    }
-                } else {
-                    for (_, v) in op.key.iter().chain(&op.cols) {
-                        q = bind(q, v);
-                    }
-                    q = q.bind(op.doc.clone());
-                }
-                q.execute(&mut *tx).await?;
-            }
-            pos = e.position;
-        }
-        sqlx::query("UPDATE projection_checkpoints SET position = $2 WHERE name = $1")
-            .bind(projection)
-            .bind(pos as i64)
-            .execute(&mut *tx)
-            .await?;
+        let checkpoint = lock_checkpoint(&mut tx, projection).await?;
+        let pos = apply_in(&mut tx, projection, checkpoint, events, false).await?;
         tx.commit().await?;
         Ok(pos)
     }
@@ -332,34 +399,107 @@ impl ReadModelStore for PgStore {
     }
 
     async fn query(&self, q: &DocQuery) -> Result<Vec<serde_json::Value>, StoreError> {
-        let wheres: Vec<String> = q
-            .filters
-            .iter()
-            .enumerate()
-            .map(|(i, (c, _))| format!("{c} = ${}", i + 1))
-            .collect();
-        let n = q.filters.len();
-        let sql = format!(
-            "SELECT doc FROM {} {} ORDER BY {} {} LIMIT ${} OFFSET ${}",
-            q.table,
-            if wheres.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", wheres.join(" AND "))
-            },
-            q.order_by,
-            if q.descending { "DESC" } else { "ASC" },
-            n + 1,
-            n + 2
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (_, v) in &q.filters {
-            query = bind(query, v);
+        let stmt = Dialect::Postgres.query(q);
+        let mut query = sqlx::query(AssertSqlSafe(stmt.sql));
+        for a in stmt.args {
+            query = bind(query, a);
         }
-        let rows = query.bind(q.limit).bind(q.offset).fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<serde_json::Value, _>("doc")?))
             .collect()
+    }
+
+    async fn apply_retention(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        for table in ["prediction_points", "predictions"] {
+            deleted += sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE origin < $1")))
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn shadow_begin(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (table, key) in TABLES {
+            let shadow = table_name(table, true);
+            execute(&mut tx, format!("DROP TABLE IF EXISTS {shadow}")).await?;
+            execute(
+                &mut tx,
+                format!("CREATE TABLE {shadow} (LIKE {table} INCLUDING DEFAULTS)"),
+            )
+            .await?;
+            let pkey = format!(
+                "ALTER TABLE {shadow} ADD CONSTRAINT {shadow}_pkey PRIMARY KEY ({})",
+                key.join(", ")
+            );
+            execute(&mut tx, pkey).await?;
+        }
+        lock_checkpoint(&mut tx, SHADOW_CHECKPOINT).await?;
+        write_checkpoint(&mut tx, SHADOW_CHECKPOINT, 0).await?;
+        tx.commit().await?;
+        Ok(0)
+    }
+
+    async fn shadow_apply(&self, events: &[RecordedEvent]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let checkpoint = lock_checkpoint(&mut tx, SHADOW_CHECKPOINT).await?;
+        let pos = apply_in(&mut tx, SHADOW_CHECKPOINT, checkpoint, events, true).await?;
+        tx.commit().await?;
+        Ok(pos)
+    }
+
+    async fn shadow_swap(&self, store: &dyn EventStore) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The live checkpoint's row lock makes the live projection wait for the swap.
+        lock_checkpoint(&mut tx, PROJECTION).await?;
+        let mut pos = lock_checkpoint(&mut tx, SHADOW_CHECKPOINT).await?;
+        loop {
+            let tail = store.read_all(pos, 500).await?;
+            if tail.is_empty() {
+                break;
+            }
+            pos = apply_in(&mut tx, SHADOW_CHECKPOINT, pos, &tail, true).await?;
+        }
+        for (table, _) in TABLES {
+            let indexes = index_ddl(&mut tx, table).await?;
+            let shadow = table_name(table, true);
+            execute(&mut tx, format!("DROP TABLE {table}")).await?;
+            execute(&mut tx, format!("ALTER TABLE {shadow} RENAME TO {table}")).await?;
+            execute(
+                &mut tx,
+                format!("ALTER TABLE {table} RENAME CONSTRAINT {shadow}_pkey TO {table}_pkey"),
+            )
+            .await?;
+            for sql in indexes {
+                execute(&mut tx, sql).await?;
+            }
+        }
+        write_checkpoint(&mut tx, PROJECTION, pos).await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+            .bind(SHADOW_CHECKPOINT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(pos)
+    }
+
+    async fn shadow_discard(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (table, _) in TABLES {
+            execute(&mut tx, format!("DROP TABLE IF EXISTS {}", table_name(table, true))).await?;
+        }
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = $1")
+            .bind(SHADOW_CHECKPOINT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 }
 

@@ -1,22 +1,29 @@
 //! The SQLite adapter: the embedded default, one file, no server.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{Appended, EventStore, ExpectedVersion, validate_stream};
-use crate::envelope::{Metadata, NewEvent, RecordedEvent};
+use super::sql::{Arg, Dialect, Stmt, table_name};
+use super::{Appended, EventRow, EventStore, StreamAppend, check_appends, plan, streams_of};
+use crate::envelope::{Metadata, RecordedEvent};
 use crate::error::StoreError;
 use crate::metrics::{Bucket, MetricSample, MetricStore, check_bucket, validate};
-use crate::projections::{DocQuery, OpKind, ReadModelStore, RowOp, TABLES, Val, project};
+use crate::projections::{
+    DocQuery, PROJECTION, ReadModelStore, RowOp, SHADOW_CHECKPOINT, TABLES, Val, after_checkpoint, project,
+};
 use crate::time::{from_text, to_text};
 use crate::upcast;
+use crate::vocabulary::{Event, Malformed};
 
 /// Event store, read models and metrics in one SQLite database.
 #[derive(Clone)]
@@ -37,6 +44,9 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before it is acknowledged, power loss included
+            // (ADR 6); throughput comes from batching appends, not from weaker syncs.
+            .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
@@ -58,11 +68,16 @@ impl SqliteStore {
 fn row_to_event(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     let event_type: String = r.try_get("event_type")?;
     let schema_version: i32 = r.try_get("schema_version")?;
-    let payload: String = r.try_get("payload")?;
-    let payload = serde_json::from_str(&payload).map_err(|e| StoreError::Payload {
-        event_type: event_type.clone(),
-        message: e.to_string(),
-    })?;
+    let raw: String = r.try_get("payload")?;
+    let event = match serde_json::from_str(&raw) {
+        Ok(payload) => upcast::decode_or_malformed(&event_type, schema_version, payload),
+        Err(e) => Event::Malformed(Malformed {
+            event_type,
+            schema_version,
+            payload: serde_json::Value::String(raw),
+            error: format!("the stored payload is not JSON: {e}"),
+        }),
+    };
     let uuid = |col: &str| -> Result<Uuid, StoreError> {
         let s: String = r.try_get(col)?;
         Uuid::parse_str(&s).map_err(|e| StoreError::Invalid(format!("stored {col} `{s}`: {e}")))
@@ -72,7 +87,7 @@ fn row_to_event(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
         position: r.try_get::<i64, _>("position")? as u64,
         stream: r.try_get("stream")?,
         version: r.try_get::<i64, _>("version")? as u64,
-        event: upcast::decode(&event_type, schema_version, payload)?,
+        event,
         stored_schema_version: schema_version,
         metadata: Metadata {
             event_id: uuid("event_id")?,
@@ -87,84 +102,132 @@ fn row_to_event(r: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-fn conflict_or(e: sqlx::Error, stream: &str, expected: ExpectedVersion) -> StoreError {
+/// A unique violation means an event id already in the log (stream versions are checked
+/// under the append lock).
+fn refused(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            stream: stream.to_string(),
-            expected: format!("{expected:?}"),
-            actual: 0,
-        },
+        sqlx::Error::Database(db) if db.is_unique_violation() && db.message().contains("event_id") => {
+            StoreError::Invalid("an event id of this append is already in the log".into())
+        }
         _ => StoreError::Database(e),
+    }
+}
+
+const EVENT_COLUMNS: &str = "position, stream, version, event_type, schema_version, payload, \
+     event_id, correlation_id, causation_id, caused_by, recorded_at, service";
+
+/// Rows per multi-row insert of events (12 parameters each).
+const EVENTS_PER_INSERT: usize = 200;
+
+impl SqliteStore {
+    /// The version of `stream` and the service of its first event.
+    async fn stream_head(tx: &mut sqlx::SqliteConnection, stream: &str) -> Result<(u64, Option<String>), StoreError> {
+        let (version, service): (i64, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?1), \
+             (SELECT service FROM events WHERE stream = ?1 AND version = 1)",
+        )
+        .bind(stream)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok((version as u64, service))
+    }
+
+    async fn insert_rows(tx: &mut sqlx::SqliteConnection, rows: &[EventRow<'_>]) -> Result<(), sqlx::Error> {
+        for chunk in rows.chunks(EVENTS_PER_INSERT) {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=12).map(|c| format!("?{}", i * 12 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES {}", tuples.join(", "));
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                let m = &r.event.metadata;
+                q = q
+                    .bind(r.position as i64)
+                    .bind(r.stream)
+                    .bind(r.version as i64)
+                    .bind(r.event.event.event_type())
+                    .bind(r.event.event.schema_version())
+                    .bind(r.payload.to_string())
+                    .bind(m.event_id.to_string())
+                    .bind(m.correlation_id.to_string())
+                    .bind(m.causation_id.map(|c| c.to_string()))
+                    .bind(m.caused_by.as_str())
+                    .bind(to_text(m.recorded_at))
+                    .bind(r.service.as_deref());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Events matching `filter`, whose parameters are `key` (if any), then `after`, then the limit.
+    async fn select(
+        &self,
+        filter: &str,
+        key: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut q = sqlx::query(AssertSqlSafe(format!("SELECT * FROM events WHERE {filter}")));
+        if let Some(k) = key {
+            q = q.bind(k);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = q.bind(after as i64).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(row_to_event).collect()
     }
 }
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(
-        &self,
-        stream: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<Appended, StoreError> {
-        validate_stream(stream)?;
-        // IMMEDIATE takes the write lock now, so the version read below cannot go stale.
+    async fn append_many(&self, appends: Vec<StreamAppend>) -> Result<Vec<Appended>, StoreError> {
+        check_appends(&appends)?;
+        // IMMEDIATE takes the write lock now, so the versions read below cannot go stale.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?")
-            .bind(stream)
+        let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        expected.check(stream, current as u64)?;
-        let mut position: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut version = current;
-        for e in &events {
-            version += 1;
-            position += 1;
-            sqlx::query(
-                "INSERT INTO events (position, stream, version, event_type, schema_version, payload, \
-                 event_id, correlation_id, causation_id, caused_by, recorded_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(position)
-            .bind(stream)
-            .bind(version)
-            .bind(e.event.event_type())
-            .bind(e.event.schema_version())
-            .bind(e.event.payload().to_string())
-            .bind(e.metadata.event_id.to_string())
-            .bind(e.metadata.correlation_id.to_string())
-            .bind(e.metadata.causation_id.map(|c| c.to_string()))
-            .bind(&e.metadata.caused_by)
-            .bind(to_text(e.metadata.recorded_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|err| conflict_or(err, stream, expected))?;
+        let mut heads = HashMap::new();
+        for stream in streams_of(&appends) {
+            heads.insert(stream, Self::stream_head(&mut tx, stream).await?);
         }
+        let plan = plan(&appends, head as u64, heads)?;
+        Self::insert_rows(&mut tx, &plan.rows).await.map_err(refused)?;
         tx.commit().await?;
-        self.head.send_replace(position as u64);
-        Ok(Appended {
-            version: version as u64,
-            position: position as u64,
-        })
+        self.head.send_replace(plan.head);
+        Ok(plan.done)
     }
 
     async fn read_stream(&self, stream: &str, after_version: u64) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM events WHERE stream = ? AND version > ? ORDER BY version")
-            .bind(stream)
-            .bind(after_version as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        self.read_stream_page(stream, after_version, usize::MAX).await
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &str,
+        after_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let filter = "stream = ?1 AND version > ?2 ORDER BY version LIMIT ?3";
+        self.select(filter, Some(stream), after_version, limit).await
+    }
+
+    async fn read_service(
+        &self,
+        service: &str,
+        after_position: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let filter = "service = ?1 AND position > ?2 ORDER BY position LIMIT ?3";
+        self.select(filter, Some(service), after_position, limit).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM events WHERE position > ? ORDER BY position LIMIT ?")
-            .bind(after as i64)
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(row_to_event).collect()
+        let filter = "position > ?1 ORDER BY position LIMIT ?2";
+        self.select(filter, None, after, limit).await
     }
 
     async fn head(&self) -> Result<u64, StoreError> {
@@ -177,108 +240,117 @@ impl EventStore for SqliteStore {
     fn head_watch(&self) -> watch::Receiver<u64> {
         self.head.subscribe()
     }
+
+    async fn save_snapshot(&self, key: &str, position: u64, state: serde_json::Value) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO snapshots (key, position, state) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO UPDATE \
+             SET position = excluded.position, state = excluded.state WHERE excluded.position >= snapshots.position",
+        )
+        .bind(key)
+        .bind(position as i64)
+        .bind(state.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<(u64, serde_json::Value)>, StoreError> {
+        let row: Option<(i64, String)> = sqlx::query_as("SELECT position, state FROM snapshots WHERE key = ?1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(p, s)| {
+            let state = serde_json::from_str(&s)
+                .map_err(|e| StoreError::Invalid(format!("stored snapshot `{key}` is not JSON: {e}")))?;
+            Ok((p as u64, state))
+        })
+        .transpose()
+    }
 }
 
 type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
 
-fn bind<'q>(q: SqliteQuery<'q>, v: &Val) -> SqliteQuery<'q> {
-    match v {
-        Val::Text(s) => q.bind(s.clone()),
-        Val::Int(i) => q.bind(*i),
-        Val::Float(f) => q.bind(*f),
-        Val::Bool(b) => q.bind(*b),
-        Val::Time(t) => q.bind(to_text(*t)),
-        Val::Uuid(u) => q.bind(u.to_string()),
+fn bind(q: SqliteQuery<'_>, arg: Arg) -> SqliteQuery<'_> {
+    match arg {
+        Arg::Val(Val::Text(s)) => q.bind(s),
+        Arg::Val(Val::Int(i)) => q.bind(i),
+        Arg::Val(Val::Float(f)) => q.bind(f),
+        Arg::Val(Val::Bool(b)) => q.bind(b),
+        Arg::Val(Val::Time(t)) => q.bind(to_text(t)),
+        Arg::Val(Val::Uuid(u)) => q.bind(u.to_string()),
+        Arg::Doc(d) => q.bind(d.to_string()),
     }
 }
 
-/// The SQL of one row operation, with `?` placeholders in key, cols, doc order.
-fn op_sql(op: &RowOp) -> String {
-    let names: Vec<&str> = op.key.iter().chain(&op.cols).map(|(c, _)| *c).collect();
-    let keys: Vec<&str> = op.key.iter().map(|(c, _)| *c).collect();
-    match op.kind {
-        OpKind::Insert | OpKind::Replace => {
-            let conflict = if op.kind == OpKind::Insert {
-                "DO NOTHING".to_string()
-            } else {
-                let sets: Vec<String> = op
-                    .cols
-                    .iter()
-                    .map(|(c, _)| format!("{c} = excluded.{c}"))
-                    .chain(["doc = excluded.doc".to_string()])
-                    .collect();
-                format!("DO UPDATE SET {}", sets.join(", "))
-            };
-            format!(
-                "INSERT INTO {} ({}, doc) VALUES ({}) ON CONFLICT ({}) {conflict}",
-                op.table,
-                names.join(", "),
-                vec!["?"; names.len() + 1].join(", "),
-                keys.join(", "),
-            )
-        }
-        OpKind::Patch => {
-            let sets: Vec<String> = op.cols.iter().map(|(c, _)| format!("{c} = ?")).collect();
-            let wheres: Vec<String> = keys.iter().map(|c| format!("{c} = ?")).collect();
-            let sets = sets.into_iter().chain(["doc = json_patch(doc, ?)".to_string()]);
-            format!(
-                "UPDATE {} SET {} WHERE {}",
-                op.table,
-                sets.collect::<Vec<_>>().join(", "),
-                wheres.join(" AND ")
-            )
-        }
+async fn run(tx: &mut sqlx::SqliteConnection, stmt: Stmt) -> Result<u64, StoreError> {
+    let mut q = sqlx::query(AssertSqlSafe(stmt.sql));
+    for a in stmt.args {
+        q = bind(q, a);
     }
+    Ok(q.execute(&mut *tx).await?.rows_affected())
+}
+
+async fn read_checkpoint(tx: &mut sqlx::SqliteConnection, name: &str) -> Result<u64, StoreError> {
+    let p: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(p.unwrap_or(0) as u64)
+}
+
+async fn write_checkpoint(tx: &mut sqlx::SqliteConnection, name: &str, position: u64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, position) VALUES (?1, ?2) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Applies the events after the `name` checkpoint to the live or shadow tables and
+/// moves that checkpoint, inside the caller's transaction.
+async fn apply_in(
+    tx: &mut sqlx::SqliteConnection,
+    name: &str,
+    events: &[RecordedEvent],
+    shadow: bool,
+) -> Result<u64, StoreError> {
+    let checkpoint = read_checkpoint(tx, name).await?;
+    let fresh = after_checkpoint(events, checkpoint)?;
+    let Some(last) = fresh.last() else {
+        return Ok(checkpoint);
+    };
+    let ops: Vec<RowOp> = fresh.iter().flat_map(project).collect();
+    for stmt in Dialect::Sqlite.statements(&ops, shadow) {
+        run(tx, stmt).await?;
+    }
+    write_checkpoint(tx, name, last.position).await?;
+    Ok(last.position)
+}
+
+/// The `CREATE` statements of a table's secondary indexes.
+async fn index_ddl(tx: &mut sqlx::SqliteConnection, table: &str) -> Result<Vec<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")
+            .bind(table)
+            .fetch_all(&mut *tx)
+            .await?,
+    )
 }
 
 #[async_trait]
 impl ReadModelStore for SqliteStore {
     async fn checkpoint(&self, projection: &str) -> Result<u64, StoreError> {
-        let p: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-            .bind(projection)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(p.unwrap_or(0) as u64)
+        let mut conn = self.pool.acquire().await?;
+        read_checkpoint(&mut conn, projection).await
     }
 
     async fn apply(&self, projection: &str, events: &[RecordedEvent]) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let current: Option<i64> = sqlx::query_scalar("SELECT position FROM projection_checkpoints WHERE name = ?")
-            .bind(projection)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let mut pos = current.unwrap_or(0) as u64;
-        let start = pos;
-        for e in events.iter().filter(|e| e.position > start) {
-            for op in project(e) {
-                let sql = op_sql(&op);
-                let mut q = sqlx::query(AssertSqlSafe(sql));
-                if op.kind == OpKind::Patch {
-                    for (_, v) in &op.cols {
-                        q = bind(q, v);
-                    }
-                    q = q.bind(op.doc.to_string());
-                    for (_, v) in &op.key {
-                        q = bind(q, v);
-                    }
-                } else {
-                    for (_, v) in op.key.iter().chain(&op.cols) {
-                        q = bind(q, v);
-                    }
-                    q = q.bind(op.doc.to_string());
-                }
-                q.execute(&mut *tx).await?;
-            }
-            pos = e.position;
-        }
-        sqlx::query(
-            "INSERT INTO projection_checkpoints (name, position) VALUES (?, ?) \
-             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-        )
-        .bind(projection)
-        .bind(pos as i64)
-        .execute(&mut *tx)
-        .await?;
+        let pos = apply_in(&mut tx, projection, events, false).await?;
         tx.commit().await?;
         Ok(pos)
     }
@@ -293,13 +365,13 @@ impl ReadModelStore for SqliteStore {
     }
 
     async fn reset(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for (table, _) in TABLES {
             sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM projection_checkpoints")
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name NOT LIKE 'relay:%'")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -307,23 +379,12 @@ impl ReadModelStore for SqliteStore {
     }
 
     async fn query(&self, q: &DocQuery) -> Result<Vec<serde_json::Value>, StoreError> {
-        let wheres: Vec<String> = q.filters.iter().map(|(c, _)| format!("{c} = ?")).collect();
-        let sql = format!(
-            "SELECT doc FROM {} {} ORDER BY {} {} LIMIT ? OFFSET ?",
-            q.table,
-            if wheres.is_empty() {
-                String::new()
-            } else {
-                format!("WHERE {}", wheres.join(" AND "))
-            },
-            q.order_by,
-            if q.descending { "DESC" } else { "ASC" },
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql));
-        for (_, v) in &q.filters {
-            query = bind(query, v);
+        let stmt = Dialect::Sqlite.query(q);
+        let mut query = sqlx::query(AssertSqlSafe(stmt.sql));
+        for a in stmt.args {
+            query = bind(query, a);
         }
-        let rows = query.bind(q.limit).bind(q.offset).fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
                 let s: String = r.try_get("doc")?;
@@ -331,7 +392,105 @@ impl ReadModelStore for SqliteStore {
             })
             .collect()
     }
+
+    async fn apply_retention(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut deleted = 0;
+        for table in ["prediction_points", "predictions"] {
+            deleted += sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE origin < ?1")))
+                .bind(to_text(before))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn shadow_begin(&self) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (table, _) in TABLES {
+            let shadow = table_name(table, true);
+            sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {shadow}")))
+                .execute(&mut *tx)
+                .await?;
+            let ddl: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1")
+                .bind(*table)
+                .fetch_one(&mut *tx)
+                .await?;
+            let body = ddl
+                .find('(')
+                .map(|i| &ddl[i..])
+                .ok_or_else(|| StoreError::Invalid(format!("unexpected definition of {table}: {ddl}")))?;
+            sqlx::query(AssertSqlSafe(format!("CREATE TABLE {shadow} {body}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        write_checkpoint(&mut tx, SHADOW_CHECKPOINT, 0).await?;
+        tx.commit().await?;
+        Ok(0)
+    }
+
+    async fn shadow_apply(&self, events: &[RecordedEvent]) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let pos = apply_in(&mut tx, SHADOW_CHECKPOINT, events, true).await?;
+        tx.commit().await?;
+        Ok(pos)
+    }
+
+    async fn shadow_swap(&self, store: &dyn EventStore) -> Result<u64, StoreError> {
+        // The write lock holds appends and the live projection until the swap commits.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut pos = read_checkpoint(&mut tx, SHADOW_CHECKPOINT).await?;
+        loop {
+            let tail = store.read_all(pos, 500).await?;
+            if tail.is_empty() {
+                break;
+            }
+            pos = apply_in(&mut tx, SHADOW_CHECKPOINT, &tail, true).await?;
+        }
+        for (table, _) in TABLES {
+            let indexes = index_ddl(&mut tx, table).await?;
+            for sql in [
+                format!("DROP TABLE {table}"),
+                format!("ALTER TABLE {} RENAME TO {table}", table_name(table, true)),
+            ]
+            .into_iter()
+            .chain(indexes)
+            {
+                sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            }
+        }
+        write_checkpoint(&mut tx, PROJECTION, pos).await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?1")
+            .bind(SHADOW_CHECKPOINT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(pos)
+    }
+
+    async fn shadow_discard(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for (table, _) in TABLES {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {}",
+                table_name(table, true)
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM projection_checkpoints WHERE name = ?1")
+            .bind(SHADOW_CHECKPOINT)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
+
+/// Samples per multi-row insert (5 parameters each).
+const METRICS_PER_INSERT: usize = 500;
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -345,16 +504,34 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 impl MetricStore for SqliteStore {
     async fn insert_batch(&self, samples: &[MetricSample]) -> Result<u64, StoreError> {
         validate(samples)?;
-        let mut tx = self.pool.begin().await?;
-        for s in samples {
-            sqlx::query("INSERT INTO metrics (ts, service, metric, value, labels) VALUES (?, ?, ?, ?, ?)")
-                .bind(ms(s.ts))
-                .bind(&s.service)
-                .bind(&s.metric)
-                .bind(s.value)
-                .bind(s.labels.to_string())
-                .execute(&mut *tx)
-                .await?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for chunk in samples.chunks(METRICS_PER_INSERT) {
+            let tuples: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(?{}, ?{}, ?{}, ?{}, ?{})",
+                        i * 5 + 1,
+                        i * 5 + 2,
+                        i * 5 + 3,
+                        i * 5 + 4,
+                        i * 5 + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO metrics (ts, service, metric, value, labels) VALUES {}",
+                tuples.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in chunk {
+                q = q
+                    .bind(ms(s.ts))
+                    .bind(s.service.as_str())
+                    .bind(s.metric.as_str())
+                    .bind(s.value)
+                    .bind(s.labels.to_string());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(samples.len() as u64)
