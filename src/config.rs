@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use actors::ForecastSettings;
 use actors::decision::ScalingPolicy;
+use actors::{ForecastSettings, IngestLimits, ReconcileSettings};
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,10 @@ pub struct Settings {
     pub execution: ExecutionSettings,
     pub models: ForecastSettings,
     pub scaling: ScalingPolicy,
+    #[serde(default)]
+    pub reconcile: ReconcileSettings,
+    #[serde(default)]
+    pub ingest: IngestLimits,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -129,46 +133,52 @@ impl Settings {
         Ok(s)
     }
 
-    /// Range checks that types alone cannot express.
+    /// Range checks that types alone cannot express, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, problem: String| Err(ConfigError::Invalid { key, problem });
-        let p = &self.scaling;
         if self.services.is_empty() || self.services.iter().any(|s| s.trim().is_empty()) {
             return bad("services", "must list at least one non-empty service name".into());
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+        self.validate_stores()?;
+        validate_scaling(&self.scaling)?;
+        self.validate_models()?;
+        validate_reconcile(&self.reconcile)?;
+        validate_ingest(&self.ingest)?;
+        self.validate_execution()
+    }
+
+    fn validate_stores(&self) -> Result<(), ConfigError> {
+        let d = &self.database;
+        if !(d.url.starts_with("sqlite:") || d.url.starts_with("postgres")) {
             return bad(
                 "database.url",
-                format!("`{}` must start with sqlite:// or postgres://", self.database.url),
+                "must start with sqlite:// or postgres:// (the value is not shown: it may hold a password)".into(),
             );
         }
-        if p.min_replicas > p.max_replicas {
-            return bad(
-                "scaling.min_replicas",
-                format!(
-                    "({}) must not exceed scaling.max_replicas ({})",
-                    p.min_replicas, p.max_replicas
-                ),
-            );
-        }
-        if !(p.target_utilization > 0.0 && p.target_utilization <= 1.0) {
-            return bad(
-                "scaling.target_utilization",
-                format!("({}) must be in (0, 1]", p.target_utilization),
-            );
-        }
-        if !(p.capacity_per_replica.is_finite() && p.capacity_per_replica > 0.0) {
-            return bad(
-                "scaling.capacity_per_replica",
-                format!("({}) must be a positive number", p.capacity_per_replica),
-            );
-        }
-        if p.warmup_s < 0 || p.decision_interval_s <= 0 {
-            return bad(
-                "scaling.decision_interval_s",
-                "must be positive, and warmup_s not negative".into(),
-            );
-        }
+        check("database.max_connections", d.max_connections >= 1, || {
+            "must be at least 1".into()
+        })?;
+        check("database.metrics_retention_days", d.metrics_retention_days >= 1, || {
+            "must be at least 1".into()
+        })?;
+        let port_ok = self
+            .http
+            .bind
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        check("http.bind", port_ok, || {
+            format!("`{}` is not host:port", self.http.bind)
+        })?;
+        check(
+            "prometheus.scrape_interval_seconds",
+            self.prometheus.scrape_interval_seconds >= 1,
+            || "must be at least 1".into(),
+        )?;
+        check("kafka.events_topic", !self.kafka.events_topic.trim().is_empty(), || {
+            "must name a topic".into()
+        })
+    }
+
+    fn validate_models(&self) -> Result<(), ConfigError> {
         let m = &self.models;
         if actors::forecast::by_name(&m.model).is_none() {
             return bad(
@@ -186,6 +196,7 @@ impl Settings {
                 "step_seconds, horizon_minutes, cadence_seconds and history_seconds must be positive".into(),
             );
         }
+        check("models.min_points", m.min_points >= 1, || "must be at least 1".into())?;
         if m.model_dir.as_os_str().is_empty() {
             return bad("models.model_dir", "must name a folder".into());
         }
@@ -195,6 +206,10 @@ impl Settings {
                 format!("(`{}`) exists and is not a folder", m.model_dir.display()),
             );
         }
+        Ok(())
+    }
+
+    fn validate_execution(&self) -> Result<(), ConfigError> {
         if !EXECUTION_TARGETS.contains(&self.execution.target.as_str()) {
             return bad(
                 "execution.target",
@@ -207,6 +222,157 @@ impl Settings {
         }
         Ok(())
     }
+
+    /// The ingest limits in force: the configured ones, with the metrics retention as the
+    /// oldest sample accepted.
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_age_s: i64::from(self.database.metrics_retention_days) * 86_400,
+            ..self.ingest.clone()
+        }
+    }
+}
+
+fn bad(key: &'static str, problem: String) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid { key, problem })
+}
+
+fn check(key: &'static str, ok: bool, problem: impl FnOnce() -> String) -> Result<(), ConfigError> {
+    if ok { Ok(()) } else { bad(key, problem()) }
+}
+
+fn in_unit(x: f64) -> bool {
+    (0.0..=1.0).contains(&x)
+}
+
+/// `[scaling]`.
+fn validate_scaling(p: &ScalingPolicy) -> Result<(), ConfigError> {
+    check("scaling.max_replicas", p.max_replicas >= 1, || {
+        "must be at least 1".into()
+    })?;
+    check("scaling.min_replicas", p.min_replicas <= p.max_replicas, || {
+        format!(
+            "({}) must not exceed scaling.max_replicas ({})",
+            p.min_replicas, p.max_replicas
+        )
+    })?;
+    check(
+        "scaling.target_utilization",
+        p.target_utilization > 0.0 && p.target_utilization <= 1.0,
+        || format!("({}) must be in (0, 1]", p.target_utilization),
+    )?;
+    check(
+        "scaling.capacity_per_replica",
+        p.capacity_per_replica.is_finite() && p.capacity_per_replica > 0.0,
+        || format!("({}) must be a positive number", p.capacity_per_replica),
+    )?;
+    check("scaling.warmup_s", p.warmup_s >= 0, || "must not be negative".into())?;
+    check("scaling.decision_interval_s", p.decision_interval_s > 0, || {
+        "must be positive".into()
+    })?;
+    check("scaling.scale_down_cooldown_s", p.scale_down_cooldown_s >= 0, || {
+        "must not be negative".into()
+    })?;
+    check("scaling.max_step_up", p.max_step_up >= 1, || {
+        format!(
+            "({}) must be at least 1: a ramp must be able to add replicas",
+            p.max_step_up
+        )
+    })?;
+    check("scaling.max_step_down", p.max_step_down >= 1, || {
+        format!("({}) must be at least 1", p.max_step_down)
+    })?;
+    check(
+        "scaling.approval_threshold",
+        p.approval_threshold.is_none_or(|t| t >= 1),
+        || "must be at least 1 replica (leave it out to approve nothing)".into(),
+    )?;
+    check("scaling.stale_forecast_s", p.stale_forecast_s > 0, || {
+        "must be positive".into()
+    })?;
+    check("scaling.stale_state_s", p.stale_state_s.is_none_or(|s| s > 0), || {
+        "must be positive".into()
+    })?;
+    check(
+        "scaling.burst_factor",
+        p.burst_factor.is_finite() && p.burst_factor > 1.0,
+        || format!("({}) must be a number above 1", p.burst_factor),
+    )?;
+    check(
+        "scaling.spot_shares",
+        !p.spot_shares.is_empty() && p.spot_shares.iter().all(|s| s.is_finite() && in_unit(*s)),
+        || format!("({:?}) must list shares in [0, 1]", p.spot_shares),
+    )?;
+    check(
+        "scaling.violation_cost_per_minute",
+        p.violation_cost_per_minute.is_finite() && p.violation_cost_per_minute >= 0.0,
+        || "must be a non-negative number".into(),
+    )?;
+    check(
+        "scaling.provisioning_quantile",
+        p.provisioning_quantile.is_none_or(|q| q > 0.0 && q < 1.0),
+        || "must be in (0, 1)".into(),
+    )?;
+    check(
+        "scaling.knee_utilization",
+        p.knee_utilization > 0.0 && p.knee_utilization <= 1.0,
+        || "must be in (0, 1]".into(),
+    )?;
+    let w = &p.weights;
+    check(
+        "scaling.weights",
+        [w.cost, w.performance, w.stability, w.risk, w.transition]
+            .iter()
+            .all(|x| x.is_finite() && *x >= 0.0),
+        || "must be non-negative numbers".into(),
+    )?;
+    check(
+        "scaling.prices",
+        p.prices.iter().all(|x| {
+            x.vcpus.is_finite() && x.vcpus > 0.0 && x.on_demand_hourly.is_finite() && x.on_demand_hourly >= 0.0
+        }),
+        || "each price needs positive vcpus and a non-negative on_demand_hourly".into(),
+    )
+}
+
+/// `[reconcile]`.
+fn validate_reconcile(r: &ReconcileSettings) -> Result<(), ConfigError> {
+    check("reconcile.interval_s", (1..=3600).contains(&r.interval_s), || {
+        format!("({}) must be between 1 and 3600", r.interval_s)
+    })?;
+    check("reconcile.approval_ttl_s", r.approval_ttl_s > 0, || {
+        "must be positive".into()
+    })?;
+    check(
+        "reconcile.approval_tolerance",
+        r.approval_tolerance.is_finite() && in_unit(r.approval_tolerance),
+        || format!("({}) must be in [0, 1]", r.approval_tolerance),
+    )?;
+    check("reconcile.fit_timeout_s", r.fit_timeout_s >= 1, || {
+        "must be at least 1".into()
+    })?;
+    check("reconcile.snapshot_every", r.snapshot_every >= 1, || {
+        "must be at least 1".into()
+    })
+}
+
+/// `[ingest]`.
+fn validate_ingest(i: &IngestLimits) -> Result<(), ConfigError> {
+    check("ingest.max_future_s", i.max_future_s >= 0, || {
+        "must not be negative".into()
+    })?;
+    check("ingest.max_value", i.max_value.is_finite() && i.max_value > 0.0, || {
+        "must be a positive number".into()
+    })?;
+    check(
+        "ingest.spike_factor",
+        i.spike_factor.is_finite() && i.spike_factor > 1.0,
+        || "must be a number above 1".into(),
+    )?;
+    check("ingest.spike_confirm", i.spike_confirm >= 1, || {
+        "must be at least 1".into()
+    })?;
+    check("ingest.recent_s", i.recent_s > 0, || "must be positive".into())
 }
 
 #[cfg(test)]
@@ -243,6 +409,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn every_section_refuses_unknown_keys_and_out_of_range_values_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        let refused = |text: &str| {
+            std::fs::write(&f, text).unwrap();
+            Settings::load_with(Some(&f), env(&[])).unwrap_err().to_string()
+        };
+        // a typo would silently switch the approval gate off
+        let e = refused("[scaling]\napproval_treshold = 1\n");
+        assert!(e.contains("approval_treshold") && e.contains("scaling"), "{e}");
+        let e = refused("[scaling.weights]\ncosts = 1.0\n");
+        assert!(e.contains("costs"), "{e}");
+        let e = refused("[reconcile]\nintervall_s = 5\n");
+        assert!(e.contains("intervall_s"), "{e}");
+        let e = refused("[ingest]\nmax_valu = 5\n");
+        assert!(e.contains("max_valu"), "{e}");
+        for (text, key) in [
+            ("[scaling]\nspot_shares = [5.0]\n", "scaling.spot_shares"),
+            ("[scaling]\nmax_step_up = 0\n", "scaling.max_step_up"),
+            ("[scaling]\nmax_step_down = 0\n", "scaling.max_step_down"),
+            ("[scaling]\nburst_factor = 0.5\n", "scaling.burst_factor"),
+            (
+                "[scaling]\nprovisioning_quantile = 1.5\n",
+                "scaling.provisioning_quantile",
+            ),
+            ("[scaling]\napproval_threshold = 0\n", "scaling.approval_threshold"),
+            ("[reconcile]\ninterval_s = 0\n", "reconcile.interval_s"),
+            (
+                "[reconcile]\napproval_tolerance = 2.0\n",
+                "reconcile.approval_tolerance",
+            ),
+            ("[ingest]\nspike_factor = 1.0\n", "ingest.spike_factor"),
+            ("[ingest]\nmax_value = -1.0\n", "ingest.max_value"),
+            ("[http]\nbind = \"8080\"\n", "http.bind"),
+            ("[database]\nmax_connections = 0\n", "database.max_connections"),
+        ] {
+            let e = refused(text);
+            assert!(e.contains(key), "{text} -> {e}");
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_is_named_without_printing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[database]\nurl = \"mysql://root:hunter2@db/x\"\n").unwrap();
+        let e = Settings::load_with(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("database.url") && !e.contains("hunter2"), "{e}");
     }
 
     #[test]

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use actix::Actor;
 use actors::decision::ScalingPolicy;
+use actors::driver::VirtualDriver;
 use actors::execution::SimulatedCluster;
 use actors::messages::Sample;
 use actors::series::{self, Series};
 use actors::supervisor::{RootSupervisor, StartService};
-use actors::{ForecastSettings, LOAD_METRIC, ManualClock, ServiceContext};
+use actors::{
+    ForecastSettings, IngestLimits, LOAD_METRIC, ManualClock, ReconcileSettings, ServiceContext, StatusBoard,
+};
 use anyhow::Context as _;
 use chrono::DateTime;
 use events::metrics::MetricSample;
@@ -43,7 +46,7 @@ pub struct Args {
     /// Wall-clock pause after each sample, to watch it live (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub pace_ms: u64,
-    /// Print only the summary.
+    /// Print only the summary line.
     #[arg(long)]
     pub quiet: bool,
     /// Forecast model (see `backtest --model`); the built-in default when not given. With
@@ -82,7 +85,7 @@ fn load(args: &Args) -> anyhow::Result<Series> {
     }
 }
 
-fn reset_sqlite(url: &str) -> anyhow::Result<()> {
+pub(crate) fn reset_sqlite(url: &str) -> anyhow::Result<()> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         for suffix in ["", "-wal", "-shm"] {
             let f = format!("{path}{suffix}");
@@ -158,10 +161,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
             ..ForecastSettings::default()
         },
         policy,
+        // one evaluation per trace step, driven below in virtual time
+        reconcile: ReconcileSettings {
+            interval_s: s.step_s.max(1) as u64,
+            ..ReconcileSettings::default()
+        },
+        ingest: IngestLimits::default(),
+        status: StatusBoard::default(),
     };
     let (ctx_model, model_dir) = (ctx.forecast.model.clone(), ctx.forecast.model_dir.clone());
     let root = RootSupervisor::default().start();
     let actors = root.send(StartService(ctx)).await??;
+    let mut driver = VirtualDriver::new(clock.clone(), actors, s.step_s.max(1) as u64, t0);
     if !args.quiet {
         println!(
             "demo: {} ({} points every {} s); {} history points, replaying {} ({:.1} days) into {}",
@@ -185,14 +196,12 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
     let mut seen = backend.store.head().await?;
     for i in hist..hist + replay {
         let ts = DateTime::from_timestamp(s.t[i], 0).context("trace time out of range")?;
-        clock.set(ts);
-        actors
-            .ingest
-            .send(Sample {
+        driver
+            .feed(Sample {
                 ts,
                 value: s.y[i].max(0.0),
             })
-            .await??;
+            .await?;
         summary.samples += 1;
         for e in backend.store.read_all(seen, 10_000).await? {
             seen = e.position;
@@ -217,7 +226,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Summary> {
     summary.final_replicas = actors::execution::ScaleTarget::state(cluster.as_ref(), &args.service)
         .await?
         .desired;
-    if !args.quiet {
+    {
         println!(
             "\ndemo: {} samples -> {} forecasts ({}), {} decisions, {} executions, {} verified, {} rolled back; \
              {} replicas at the end; {} events in the log (read models rebuilt up to it)",

@@ -9,6 +9,7 @@ pub mod api;
 pub mod backend;
 pub mod backtest;
 pub mod bench;
+pub mod bench_runtime;
 pub mod cache;
 pub mod config;
 pub mod demo;

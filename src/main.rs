@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "ml")]
 use predictive_scaler::train;
 use predictive_scaler::{
-    backend::Backend, backtest, bench, config::Settings, demo, explain, serve, simulate, telemetry,
+    backend::Backend, backtest, bench, bench_runtime, config::Settings, demo, explain, serve, simulate, telemetry,
 };
 
 #[derive(Parser)]
@@ -45,6 +45,8 @@ enum Command {
     Simulate(simulate::Args),
     /// Time one forecast cycle over many series (prints figures).
     Bench(bench::Args),
+    /// Run many services in virtual time: memory per simulated day, then restart time (prints figures).
+    BenchRuntime(bench_runtime::Args),
     /// Train a LightGBM version, offer it to the model registry (blue-green) and record
     /// `ModelTrained` in the configured event store (feature `ml`).
     #[cfg(feature = "ml")]
@@ -62,6 +64,10 @@ fn main() -> anyhow::Result<()> {
         Command::Backtest(a) => backtest::run(&a),
         Command::Simulate(a) => simulate::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::BenchRuntime(a) => {
+            telemetry::init_logging_with("warn");
+            actix::System::new().block_on(async move { bench_runtime::run(&a).await })
+        }
         Command::Demo(mut a) => {
             telemetry::init_logging_with("warn");
             if a.model_dir.is_none() {
@@ -128,7 +134,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         #[cfg(feature = "ml")]
         Command::Train(a) => train::run(&a, &settings).await.map(|_| ()),
-        Command::Backtest(_) | Command::Simulate(_) | Command::Bench(_) | Command::Demo(_) => {
+        Command::Backtest(_)
+        | Command::Simulate(_)
+        | Command::Bench(_)
+        | Command::BenchRuntime(_)
+        | Command::Demo(_) => {
             unreachable!("handled in main")
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use actix::Actor;
 use actors::execution::SimulatedCluster;
 use actors::supervisor::{RootSupervisor, StartService};
-use actors::{ServiceContext, SystemClock};
+use actors::{ReconcileSettings, ServiceContext, StatusBoard, SystemClock};
 use anyhow::Context as _;
 use events::projections::Projector;
 
@@ -32,6 +32,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let clock = Arc::new(SystemClock);
     let root = RootSupervisor::default().start();
     let cluster = scale_target(&settings, clock.clone()).await?;
+    let status = StatusBoard::default();
+    let reconcile = ReconcileSettings {
+        timer: true,
+        ..settings.reconcile.clone()
+    };
     for service in &settings.services {
         let ctx = ServiceContext {
             service: service.clone(),
@@ -41,6 +46,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             target: cluster.clone(),
             forecast: settings.models.clone(),
             policy: settings.scaling.clone(),
+            reconcile: reconcile.clone(),
+            ingest: settings.ingest_limits(),
+            status: status.clone(),
         };
         root.send(StartService(ctx)).await??;
     }
@@ -61,6 +69,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let state = AppState {
         backend,
         root: Some(root),
+        status,
         prometheus: crate::telemetry::prometheus(),
         max_projection_lag: 100,
     };

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::test;
 use actors::decision::ScalingPolicy;
+use actors::driver::VirtualDriver;
 use actors::execution::SimulatedCluster;
 use actors::messages::Sample;
-use actors::supervisor::{RootSupervisor, ServiceActors, StartService};
-use actors::{ForecastSettings, ManualClock, ServiceContext};
+use actors::supervisor::{RootSupervisor, StartService};
+use actors::testing::context;
+use actors::{ForecastSettings, ManualClock};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use events::projections::catch_up;
 use predictive_scaler::api::{self, AppState};
@@ -21,10 +23,9 @@ fn at(i: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 6, 3, 0, 0, 0).unwrap() + Duration::minutes(5 * i)
 }
 
-async fn feed(a: &ServiceActors, clock: &ManualClock, from: i64, to: i64, load: f64) {
+async fn feed(d: &mut VirtualDriver, from: i64, to: i64, load: f64) {
     for i in from..to {
-        clock.set(at(i));
-        a.ingest.send(Sample { ts: at(i), value: load }).await.unwrap().unwrap();
+        d.feed(Sample { ts: at(i), value: load }).await.unwrap();
     }
 }
 
@@ -37,33 +38,37 @@ async fn decisions_wait_for_a_person_and_follow_the_verdict() {
     let clock = ManualClock::at(at(0));
     let cluster =
         Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("shop", 2));
-    let ctx = ServiceContext {
-        service: "shop".into(),
-        store: backend.store.clone(),
-        metrics: backend.metrics.clone(),
-        clock: Arc::new(clock.clone()),
-        target: cluster.clone(),
-        forecast: ForecastSettings {
-            model: "snaive".into(),
-            step_seconds: 300,
-            horizon_minutes: 30,
-            cadence_seconds: 300,
-            history_seconds: 86_400,
-            min_points: 3,
-            ..ForecastSettings::default()
-        },
-        policy: ScalingPolicy {
-            capacity_per_replica: 10.0,
-            decision_interval_s: 300,
-            approval_threshold: Some(1),
-            ..ScalingPolicy::default()
-        },
+    let mut ctx = context(
+        "shop",
+        backend.store.clone(),
+        backend.metrics.clone(),
+        Arc::new(clock.clone()),
+        cluster.clone(),
+    );
+    ctx.forecast = ForecastSettings {
+        model: "snaive".into(),
+        step_seconds: 300,
+        horizon_minutes: 30,
+        cadence_seconds: 300,
+        history_seconds: 86_400,
+        min_points: 3,
+        ..ForecastSettings::default()
     };
+    ctx.policy = ScalingPolicy {
+        capacity_per_replica: 10.0,
+        decision_interval_s: 300,
+        approval_threshold: Some(1),
+        ..ScalingPolicy::default()
+    };
+    ctx.reconcile.interval_s = 300;
+    let status = ctx.status.clone();
     let root = RootSupervisor::default().start();
     let a = root.send(StartService(ctx)).await.unwrap().unwrap();
+    let mut d = VirtualDriver::new(clock.clone(), a, 300, at(0));
     let state = AppState {
         backend: backend.clone(),
         root: Some(root),
+        status,
         prometheus: predictive_scaler::telemetry::prometheus(),
         max_projection_lag: 0,
     };
@@ -88,9 +93,9 @@ async fn decisions_wait_for_a_person_and_follow_the_verdict() {
 
     // Load nears what two replicas serve at the target utilization (not above
     // their capacity: emergencies never wait): the engine wants more, and waits.
-    feed(&a, &clock, 0, 3, 15.0).await;
+    feed(&mut d, 0, 3, 15.0).await;
     assert!(waiting().await.is_empty());
-    feed(&a, &clock, 3, 4, 19.0).await;
+    feed(&mut d, 3, 4, 19.0).await;
     let w = waiting().await;
     assert_eq!(w.len(), 1, "one decision waits: {w:?}");
     let id = w[0]["decision_id"].as_str().unwrap().to_string();
@@ -124,7 +129,7 @@ async fn decisions_wait_for_a_person_and_follow_the_verdict() {
     assert_eq!(s, 404);
 
     // Load drops: a scale-down waits too, and a rejection leaves the cluster alone.
-    feed(&a, &clock, 4, 20, 2.0).await;
+    feed(&mut d, 4, 20, 2.0).await;
     let w = waiting().await;
     assert_eq!(
         w.len(),

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::test;
 use actors::decision::ScalingPolicy;
+use actors::driver::VirtualDriver;
 use actors::execution::{ScaleTarget, SimulatedCluster};
 use actors::messages::Sample;
-use actors::supervisor::{RootSupervisor, ServiceActors, StartService};
-use actors::{ForecastSettings, ManualClock, ServiceContext};
+use actors::supervisor::{RootSupervisor, StartService};
+use actors::testing::context;
+use actors::{ForecastSettings, ManualClock};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use events::vocabulary::Event;
 use predictive_scaler::api::{self, AppState};
@@ -29,8 +31,8 @@ fn load(i: i64) -> f64 {
 struct Rig {
     backend: Backend,
     root: actix::Addr<RootSupervisor>,
-    actors: ServiceActors,
-    clock: ManualClock,
+    driver: tokio::sync::Mutex<VirtualDriver>,
+    status: actors::StatusBoard,
     cluster: Arc<SimulatedCluster>,
     _dir: tempfile::TempDir,
 }
@@ -42,36 +44,38 @@ async fn rig() -> Rig {
         .unwrap();
     let clock = ManualClock::at(at(0));
     let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 2));
-    let ctx = ServiceContext {
-        service: "api".into(),
-        store: backend.store.clone(),
-        metrics: backend.metrics.clone(),
-        clock: Arc::new(clock.clone()),
-        target: cluster.clone(),
-        forecast: ForecastSettings {
-            model: "snaive".into(),
-            step_seconds: 300,
-            horizon_minutes: 30,
-            cadence_seconds: 300,
-            history_seconds: 3 * 86_400,
-            min_points: 3,
-            ..ForecastSettings::default()
-        },
-        policy: ScalingPolicy {
-            // two replicas carry the load (no emergency: those never wait), but not with headroom
-            capacity_per_replica: 1000.0,
-            decision_interval_s: 300,
-            approval_threshold: Some(1), // every change waits for a person
-            ..ScalingPolicy::default()
-        },
+    let mut ctx = context(
+        "api",
+        backend.store.clone(),
+        backend.metrics.clone(),
+        Arc::new(clock.clone()),
+        cluster.clone(),
+    );
+    ctx.forecast = ForecastSettings {
+        model: "snaive".into(),
+        step_seconds: 300,
+        horizon_minutes: 30,
+        cadence_seconds: 300,
+        history_seconds: 3 * 86_400,
+        min_points: 3,
+        ..ForecastSettings::default()
     };
+    ctx.policy = ScalingPolicy {
+        // two replicas carry the load (no emergency: those never wait), but not with headroom
+        capacity_per_replica: 1000.0,
+        decision_interval_s: 300,
+        approval_threshold: Some(1), // every change waits for a person
+        ..ScalingPolicy::default()
+    };
+    ctx.reconcile.interval_s = 300;
+    let status = ctx.status.clone();
     let root = RootSupervisor::default().start();
     let actors = root.send(StartService(ctx)).await.unwrap().unwrap();
     Rig {
         backend,
         root,
-        actors,
-        clock,
+        driver: tokio::sync::Mutex::new(VirtualDriver::new(clock.clone(), actors, 300, at(0))),
+        status,
         cluster,
         _dir: dir,
     }
@@ -79,17 +83,14 @@ async fn rig() -> Rig {
 
 impl Rig {
     async fn feed(&self, from: i64, to: i64) {
+        let mut d = self.driver.lock().await;
         for i in from..to {
-            self.clock.set(at(i));
-            self.actors
-                .ingest
-                .send(Sample {
-                    ts: at(i),
-                    value: load(i),
-                })
-                .await
-                .unwrap()
-                .unwrap();
+            d.feed(Sample {
+                ts: at(i),
+                value: load(i),
+            })
+            .await
+            .unwrap();
         }
         events::projections::catch_up(self.backend.store.as_ref(), self.backend.models.as_ref())
             .await
@@ -100,6 +101,7 @@ impl Rig {
         AppState {
             backend: self.backend.clone(),
             root: Some(self.root.clone()),
+            status: self.status.clone(),
             prometheus: predictive_scaler::telemetry::prometheus(),
             max_projection_lag: 0,
         }

@@ -47,7 +47,10 @@ async fn demo_produces_events_that_the_api_serves(url: String) {
     };
     let summary = demo::run(&args).await.unwrap();
     assert_eq!(summary.samples, 144, "three days of 30-minute samples");
-    assert_eq!(summary.forecasts, 144, "one forecast per sample at a 30-minute cadence");
+    assert_eq!(
+        summary.forecasts, 145,
+        "one forecast at the start, then one per sample at a 30-minute cadence"
+    );
     assert!(summary.decisions > 10, "{summary:?}");
     assert!(summary.executions > 10 && summary.verifications > 0, "{summary:?}");
 
@@ -55,6 +58,7 @@ async fn demo_produces_events_that_the_api_serves(url: String) {
     let state = AppState {
         backend: backend.clone(),
         root: None,
+        status: Default::default(),
         prometheus: predictive_scaler::telemetry::prometheus(),
         max_projection_lag: 0,
     };
@@ -160,6 +164,7 @@ async fn prometheus_metrics_are_served() {
     let state = AppState {
         backend,
         root: None,
+        status: Default::default(),
         prometheus: predictive_scaler::telemetry::prometheus(),
         max_projection_lag: 0,
     };

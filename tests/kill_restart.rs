@@ -1,65 +1,24 @@
 //! Killing the process (SIGKILL) and starting it again loses no acknowledged
 //! sample or event: what the API acknowledged was committed first.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+mod support;
+
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+use support::{free_port, has_forecast_from, http, sample, serve, wait_until};
+
+fn start(db: &str, port: u16) -> std::process::Child {
+    serve(db, port, &[])
 }
 
-fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, serde_json::Value)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split_whitespace().nth(1)?.parse().ok()?;
-    let json = out
-        .split("\r\n\r\n")
-        .nth(1)
-        .and_then(|b| serde_json::from_str(b).ok())
-        .unwrap_or_default();
-    Some((status, json))
-}
-
-fn start(db: &str, port: u16) -> Child {
-    start_with(db, port, &[])
-}
-
-fn start_with(db: &str, port: u16, env: &[(&str, &str)]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_predictive-scaler"))
-        .arg("serve")
-        .envs(env.iter().copied())
-        .env("PSCALER_DATABASE__URL", db)
-        .env("PSCALER_HTTP__BIND", format!("127.0.0.1:{port}"))
-        .env("PSCALER_MODELS__MODEL", "snaive")
-        .env("PSCALER_SCALING__CAPACITY_PER_REPLICA", "10")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start predictive-scaler serve");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if http(port, "GET", "/health/live", "").is_some_and(|(s, _)| s == 200) {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("serve did not come up on port {port}");
+/// The log once `ok` holds of it (within 30 s).
+fn wait_for(port: u16, what: &str, ok: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    let mut events = Vec::new();
+    wait_until(what, 30, || {
+        events = support::log(port);
+        ok(&events)
+    });
+    events
 }
 
 #[test]
@@ -71,58 +30,52 @@ fn sigkill_and_restart_lose_no_acknowledged_event() {
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(30);
     let mut acknowledged = 0;
     for i in 0..20 {
-        let ts = (t0 + chrono::Duration::minutes(i)).to_rfc3339();
-        let body = format!(
-            r#"{{"service":"default","timestamp":"{ts}","value":{}}}"#,
-            10.0 + (i * 7 % 40) as f64
-        );
-        let (status, reply) = http(port, "POST", "/api/v1/metrics", &body).expect("ingest");
-        assert_eq!(status, 202, "{reply}");
+        let at = t0 + chrono::Duration::minutes(i);
+        assert_eq!(sample(port, at, 10.0 + (i * 7 % 40) as f64), 202);
         acknowledged += 1;
     }
-    let (_, bad) = http(
+    let bad = http(
         port,
         "POST",
         "/api/v1/metrics",
         r#"{"service":"default","timestamp":"x","value":1}"#,
     )
     .unwrap();
-    assert_eq!(bad["error"]["code"], "bad_request", "{bad}");
-    let (_, before) = http(port, "GET", "/api/v1/audit/events?limit=5000", "").unwrap();
-    let before = before["events"].as_array().unwrap().clone();
-    assert!(
-        before.iter().any(|e| e["event_type"] == "ForecastMade"),
-        "forecasts were made"
-    );
+    assert_eq!(bad.json["error"]["code"], "bad_request", "{}", bad.json);
+    // the control loop's timer forecasts from what was acknowledged
+    let before = wait_for(port, "a forecast before the kill", |log| {
+        log.iter().any(|e| e["event_type"] == "ForecastMade")
+    });
 
     child.kill().unwrap(); // SIGKILL: no shutdown hook runs
     child.wait().unwrap();
 
     let port = free_port();
     let mut child = start(&db, port);
-    let (_, after) = http(port, "GET", "/api/v1/audit/events?limit=5000", "").unwrap();
-    let after = after["events"].as_array().unwrap();
+    let after = support::log(port);
     assert!(after.len() >= before.len());
     assert_eq!(
         &after[..before.len()],
         &before[..],
         "every acknowledged event survived, unchanged"
     );
-    // The samples are all there too: the forecast actor reloads them and forecasts at once.
-    let ts = (t0 + chrono::Duration::minutes(20)).to_rfc3339();
-    let body = format!(r#"{{"service":"default","timestamp":"{ts}","value":12}}"#);
-    assert_eq!(http(port, "POST", "/api/v1/metrics", &body).unwrap().0, 202);
-    // The projector of `serve` keeps the read models caught up.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, p) = http(port, "GET", "/api/v1/predictions/current?service=default", "").unwrap();
-        if p["predictions"].as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no current prediction in the read models");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let (_, ready) = http(port, "GET", "/health/ready", "").unwrap();
+    // The samples are all there too: the forecast actor reloads them and forecasts from the
+    // next one, which the read models show as the current prediction.
+    let new_origin = t0 + chrono::Duration::minutes(20);
+    assert_eq!(sample(port, new_origin, 12.0), 202);
+    wait_until(
+        "a forecast from the sample sent after the restart, in the read models",
+        30,
+        || {
+            let p = http(port, "GET", "/api/v1/predictions/current?service=default", "").unwrap();
+            p.json["predictions"][0]["origin"]
+                .as_str()
+                .and_then(|o| chrono::DateTime::parse_from_rfc3339(o).ok())
+                .is_some_and(|o| o.timestamp() == new_origin.timestamp())
+        },
+    );
+    assert!(has_forecast_from(&support::log(port), new_origin), "and in the log");
+    let ready = http(port, "GET", "/health/ready", "").unwrap().json;
     assert!(ready["log_head"].as_u64().unwrap() >= before.len() as u64, "{ready}");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -152,21 +105,18 @@ fn serve_relays_the_log_to_kafka() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("kafka.db").display());
     let port = free_port();
-    let mut child = start_with(&db, port, &[("PSCALER_KAFKA__BROKERS", brokers.as_str())]);
+    let mut child = serve(&db, port, &[("PSCALER_KAFKA__BROKERS", brokers.as_str())]);
     let t0 = chrono::Utc::now() - chrono::Duration::minutes(10);
     for i in 0..5 {
-        let ts = (t0 + chrono::Duration::minutes(i)).to_rfc3339();
-        let body = format!(r#"{{"service":"default","timestamp":"{ts}","value":{}}}"#, 20 + i * 10);
-        assert_eq!(http(port, "POST", "/api/v1/metrics", &body).unwrap().0, 202);
+        assert_eq!(
+            sample(port, t0 + chrono::Duration::minutes(i), (20 + i * 10) as f64),
+            202
+        );
     }
-    let (_, log) = http(port, "GET", "/api/v1/audit/events?limit=5000", "").unwrap();
-    let expected: Vec<u64> = log["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["position"].as_u64().unwrap())
-        .collect();
-    assert!(!expected.is_empty());
+    let log = wait_for(port, "a forecast", |log| {
+        log.iter().any(|e| e["event_type"] == "ForecastMade")
+    });
+    let expected: Vec<u64> = log.iter().map(|e| e["position"].as_u64().unwrap()).collect();
 
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)

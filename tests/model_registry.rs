@@ -10,17 +10,19 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use actix::{Actor, Context, Handler};
+use actix::Actor;
 use actix_web::test;
 use actors::decision::ScalingPolicy;
+use actors::driver::VirtualDriver;
 use actors::execution::SimulatedCluster;
 use actors::forecast::actor::ForecastActor;
 use actors::forecast::registry::ModelRegistry;
-use actors::messages::{ForecastReady, Generation, Observed, Sample};
+use actors::messages::{Generation, LatestForecast, Observed, Sample};
 use actors::supervisor::{RootSupervisor, StartService};
-use actors::{ActorError, ForecastSettings, LOAD_METRIC, ManualClock, ServiceContext};
+use actors::testing::context;
+use actors::{ForecastSettings, LOAD_METRIC, ManualClock};
 use chrono::DateTime;
 use events::metrics::MetricSample;
 use events::projections::{DocQuery, Val};
@@ -124,22 +126,6 @@ fn assert_runs_version(f: &ForecastMade, version: &str) {
     );
 }
 
-/// Collects what a forecast actor sends to the decision actor.
-struct Collect(Arc<Mutex<Vec<ForecastMade>>>);
-
-impl Actor for Collect {
-    type Context = Context<Self>;
-}
-
-impl Handler<ForecastReady> for Collect {
-    type Result = Result<(), ActorError>;
-
-    fn handle(&mut self, msg: ForecastReady, _: &mut Self::Context) -> Self::Result {
-        self.0.lock().unwrap().push(msg.forecast);
-        Ok(())
-    }
-}
-
 /// The `ModelTrained` events of the service's stream, with who appended them.
 async fn trained(store: &dyn EventStore) -> Vec<(ModelTrained, String)> {
     store
@@ -213,22 +199,24 @@ async fn train_records_a_version_that_the_forecast_actors_then_run(dir: &Path, u
     let cluster = Arc::new(
         SimulatedCluster::new(Arc::new(clock.clone()), chrono::Duration::minutes(3)).with_service(SERVICE, 20),
     );
-    let ctx = ServiceContext {
-        service: SERVICE.into(),
-        store: backend.store.clone(),
-        metrics: backend.metrics.clone(),
-        clock: Arc::new(clock.clone()),
-        target: cluster,
-        forecast: forecast_settings(&model_dir),
-        policy: ScalingPolicy {
-            capacity_per_replica: 1000.0,
-            decision_interval_s: STEP,
-            ..ScalingPolicy::default()
-        },
+    let mut ctx = context(
+        SERVICE,
+        backend.store.clone(),
+        backend.metrics.clone(),
+        Arc::new(clock.clone()),
+        cluster,
+    );
+    ctx.forecast = forecast_settings(&model_dir);
+    ctx.policy = ScalingPolicy {
+        capacity_per_replica: 1000.0,
+        decision_interval_s: STEP,
+        ..ScalingPolicy::default()
     };
+    ctx.reconcile.interval_s = STEP as u64;
     let root = RootSupervisor::default().start();
     let running = root.send(StartService(ctx.clone())).await.unwrap().unwrap();
     assert_eq!(running.forecast.send(Generation).await.unwrap(), 1);
+    let mut driver = VirtualDriver::new(clock.clone(), running, STEP as u64, at(points[TRAINED].0));
 
     // train: the first version is promoted and recorded in the store `serve` uses
     let payload = train(&config, dir, TRAINED);
@@ -259,6 +247,7 @@ async fn train_records_a_version_that_the_forecast_actors_then_run(dir: &Path, u
     let app = test::init_service(api::app(AppState {
         backend: backend.clone(),
         root: None,
+        status: Default::default(),
         prometheus: predictive_scaler::telemetry::prometheus(),
         max_projection_lag: 0,
     }))
@@ -282,12 +271,8 @@ async fn train_records_a_version_that_the_forecast_actors_then_run(dir: &Path, u
     );
 
     // the running service picks the promotion up at its next forecast
-    let feed = |i: usize| {
-        let (ts, value) = points[i];
-        clock.set(at(ts));
-        running.ingest.send(Sample { ts: at(ts), value })
-    };
-    feed(TRAINED).await.unwrap().unwrap();
+    let (ts, value) = points[TRAINED];
+    driver.feed(Sample { ts: at(ts), value }).await.unwrap();
     let made = forecasts(backend.store.as_ref()).await;
     assert_eq!(made.len(), 1, "one forecast, with the new version");
     assert_runs_version(&made[0], &v1);
@@ -314,33 +299,40 @@ async fn train_records_a_version_that_the_forecast_actors_then_run(dir: &Path, u
     assert_eq!(rows[1]["promoted"], m2.promoted);
 
     // the running service forecasts with whichever is current now
-    feed(TRAINED + 1).await.unwrap().unwrap();
+    let (ts, value) = points[TRAINED + 1];
+    driver.feed(Sample { ts: at(ts), value }).await.unwrap();
     let made = forecasts(backend.store.as_ref()).await;
     assert_eq!(made.len(), 2);
     assert_runs_version(&made[1], current);
 
     // and so does a forecast actor started now, from its first forecast
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let collect = Collect(seen.clone()).start();
-    let fresh = ForecastActor::new(ctx, collect.recipient())
-        .unwrap()
-        .with_registry(registry.clone())
-        .start();
+    let fresh = ForecastActor::new(ctx).unwrap().with_registry(registry.clone()).start();
     assert_eq!(fresh.send(Generation).await.unwrap(), 1);
-    let (ts, value) = points[TRAINED + 2];
-    clock.set(at(ts));
-    fresh.send(Observed { ts: at(ts), value }).await.unwrap().unwrap();
-    assert_eq!(seen.lock().unwrap().len(), 1, "the fresh actor forecast once");
-    assert_runs_version(&seen.lock().unwrap()[0], current);
+    let fresh_forecast = |i: usize| {
+        let (ts, value) = points[i];
+        clock.set(at(ts));
+        let fresh = fresh.clone();
+        async move {
+            fresh.send(Observed { ts: at(ts), value }).await.unwrap().unwrap();
+            let answer = fresh.send(LatestForecast { now: at(ts) }).await.unwrap();
+            assert_eq!(answer.problem, None);
+            answer.latest.expect("a forecast").forecast
+        }
+    };
+    let f = fresh_forecast(TRAINED + 2).await;
+    assert_eq!(
+        f.origin,
+        at(points[TRAINED + 2].0),
+        "the fresh actor forecast from the new sample"
+    );
+    assert_runs_version(&f, current);
 
     // a version trained on another interval is refused: the actor keeps the one it runs
     let (mut meta, artifact) = registry.current(SERVICE, "lgbm").unwrap().unwrap();
     (meta.version, meta.step_seconds) = ("v-five-minutes".into(), 300);
     registry.save(&meta, &artifact).unwrap();
     registry.promote(SERVICE, "lgbm", &meta.version).unwrap();
-    let (ts, value) = points[TRAINED + 3];
-    clock.set(at(ts));
-    fresh.send(Observed { ts: at(ts), value }).await.unwrap().unwrap();
-    assert_eq!(seen.lock().unwrap().len(), 2);
-    assert_runs_version(&seen.lock().unwrap()[1], current);
+    let f = fresh_forecast(TRAINED + 3).await;
+    assert_eq!(f.origin, at(points[TRAINED + 3].0));
+    assert_runs_version(&f, current);
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Clock;
 use crate::decision::ScalingPolicy;
 use crate::execution::ScaleTarget;
+use crate::status::StatusBoard;
 
 /// How the forecast actor forecasts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,8 +55,80 @@ impl Default for ForecastSettings {
     }
 }
 
+/// How each service's control loop runs (config `[reconcile]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconcileSettings {
+    /// Seconds between evaluations of one service (virtual seconds under a manual clock).
+    pub interval_s: u64,
+    /// A proposal waiting for a person longer than this expires (`DecisionExpired`).
+    pub approval_ttl_s: i64,
+    /// An approval executes only if a fresh evaluation still asks for replicas within this
+    /// share of the proposal's target (at least one replica of slack); otherwise 409.
+    pub approval_tolerance: f64,
+    /// Longest a model may take for one forecast before the cycle goes on without it.
+    pub fit_timeout_s: u64,
+    /// Events folded between two snapshots of an actor's state.
+    pub snapshot_every: u64,
+    /// Run the loop on a wall-clock timer (`serve`); off when a driver sends the
+    /// evaluations itself in virtual time (`demo`, tests).
+    #[serde(skip)]
+    pub timer: bool,
+}
+
+impl Default for ReconcileSettings {
+    fn default() -> Self {
+        ReconcileSettings {
+            interval_s: 15,
+            approval_ttl_s: 900,
+            approval_tolerance: 0.1,
+            fit_timeout_s: 30,
+            snapshot_every: 500,
+            timer: false,
+        }
+    }
+}
+
+/// What ingest accepts (config `[ingest]`); see `ingest::plausibility`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestLimits {
+    /// A sample dated more than this many seconds after now is refused.
+    pub max_future_s: i64,
+    /// A sample older than this many seconds is refused: the metrics retention
+    /// (`database.metrics_retention_days`), not a key of its own.
+    #[serde(skip)]
+    pub max_age_s: i64,
+    /// Largest load value accepted at all.
+    pub max_value: f64,
+    /// A sample above this multiple of the recent peak (or of one replica's capacity,
+    /// whichever is larger) is quarantined until confirmed.
+    pub spike_factor: f64,
+    /// Consecutive quarantined samples of one level (within a factor of 2) that confirm a
+    /// level shift and are released into the load series.
+    pub spike_confirm: usize,
+    /// Seconds of recent history the peak is taken over.
+    pub recent_s: i64,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_future_s: 300,
+            max_age_s: 30 * 86_400,
+            max_value: 1e12,
+            spike_factor: 20.0,
+            spike_confirm: 3,
+            recent_s: 3600,
+        }
+    }
+}
+
 /// Name of the metric that carries a service's load.
 pub const LOAD_METRIC: &str = "load";
+
+/// Name of the metric that keeps quarantined load samples apart.
+pub const QUARANTINE_METRIC: &str = "load_quarantined";
 
 /// Everything the actors of one service need.
 #[derive(Clone)]
@@ -67,6 +140,10 @@ pub struct ServiceContext {
     pub target: Arc<dyn ScaleTarget>,
     pub forecast: ForecastSettings,
     pub policy: ScalingPolicy,
+    pub reconcile: ReconcileSettings,
+    pub ingest: IngestLimits,
+    /// Where the actors report readiness and their last evaluation (read by the API).
+    pub status: StatusBoard,
 }
 
 impl ServiceContext {

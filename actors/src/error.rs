@@ -18,6 +18,22 @@ pub enum ActorError {
     /// A request named something that does not exist or is in the wrong state.
     #[error("{0}")]
     Rejected(String),
+    /// Input refused because one field is out of bounds; the message names it.
+    #[error("`{field}`: {message}")]
+    Invalid {
+        /// The offending field (`timestamp`, `value`, ...).
+        field: &'static str,
+        message: String,
+    },
+    /// A request was valid when made but the state moved on (a stale approval).
+    #[error("{0}")]
+    Conflict(String),
+    /// The actor cannot serve yet (its state was not rebuilt from the log).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// A model ran past its time limit.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// A fault injected on purpose (supervision tests, chaos drills).
     #[error("injected fault")]
     Injected,

@@ -13,6 +13,15 @@ struct Fake {
     desired: i64,
     ready: i64,
     requests: Vec<(String, String, Value)>,
+    /// Answer every request with 500 (an API server in trouble).
+    failing: bool,
+}
+
+fn internal_error() -> HttpResponse {
+    HttpResponse::InternalServerError().json(json!({
+        "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500,
+        "message": "etcdserver: request timed out", "metadata": {}
+    }))
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -36,6 +45,9 @@ async fn get_deployment(state: web::Data<Shared>, name: web::Path<String>) -> Ht
     let mut f = state.lock().unwrap();
     f.requests
         .push(("GET".into(), format!("{BASE}/{name}/status"), Value::Null));
+    if f.failing {
+        return internal_error();
+    }
     if name.as_str() != "checkout" {
         return not_found(&name);
     }
@@ -63,6 +75,9 @@ async fn patch_scale(
         .unwrap_or_default();
     f.requests
         .push((format!("PATCH {ctype}"), format!("{BASE}/{name}/scale"), patch.clone()));
+    if f.failing {
+        return internal_error();
+    }
     if name.as_str() != "checkout" {
         return not_found(&name);
     }
@@ -77,6 +92,7 @@ async fn start_fake() -> (String, Shared, actix_web::dev::ServerHandle) {
         desired: 2,
         ready: 2,
         requests: vec![],
+        failing: false,
     }));
     let data = web::Data::new(state.clone());
     let server = HttpServer::new(move || {
@@ -140,4 +156,98 @@ async fn an_unreachable_api_server_is_an_error_not_a_hang() {
         .await
         .expect("answers");
     assert!(e.is_err());
+}
+
+/// The control loop on the Kubernetes target while the API server answers 500: it holds
+/// (code `target_unavailable`, recorded once), loses nothing, and scales on its own once the
+/// API server recovers.
+#[actix_web::test]
+async fn the_loop_holds_while_the_api_server_fails_and_recovers_on_its_own() {
+    use actix::Actor;
+    use actors::driver::VirtualDriver;
+    use actors::messages::{Outcome, Sample};
+    use actors::supervisor::{RootSupervisor, StartService};
+    use chrono::{Duration, TimeZone, Utc};
+    use events::EventStore;
+    use events::vocabulary::Event;
+
+    let (url, fake, handle) = start_fake().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        events::store::sqlite::SqliteStore::connect(dir.path().join("k.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let at = |m: i64| Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap() + Duration::minutes(m);
+    let clock = actors::ManualClock::at(at(0));
+    let mut ctx = actors::testing::context(
+        "checkout",
+        db.clone(),
+        db.clone(),
+        Arc::new(clock.clone()),
+        Arc::new(target(&url)),
+    );
+    ctx.forecast.model = "snaive".into();
+    ctx.policy.capacity_per_replica = 100.0;
+    ctx.policy.spot_shares = vec![0.0];
+    ctx.reconcile.interval_s = 60;
+    let a = RootSupervisor::default()
+        .start()
+        .send(StartService(ctx))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut d = VirtualDriver::new(clock.clone(), a, 60, at(0));
+    for i in 0..5 {
+        d.feed(Sample {
+            ts: at(i),
+            value: 150.0,
+        })
+        .await
+        .unwrap();
+    }
+    fake.lock().unwrap().failing = true;
+    let mut held = Vec::new();
+    for i in 5..10 {
+        let (_, out) = d
+            .feed(Sample {
+                ts: at(i),
+                value: 900.0,
+            })
+            .await
+            .unwrap();
+        held.extend(out);
+    }
+    assert!(
+        held.iter()
+            .all(|o| matches!(o, Outcome::Held { code, .. } if code == "target_unavailable")),
+        "{held:?}"
+    );
+    let log: Vec<Event> = db
+        .read_all(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event)
+        .collect();
+    let recorded = log
+        .iter()
+        .filter(|e| matches!(e, Event::DecisionHeld(h) if h.code == "target_unavailable"))
+        .count();
+    assert_eq!(recorded, 1, "one DecisionHeld for the whole outage");
+    assert!(!log.iter().any(|e| matches!(e, Event::ScalingStarted(_))));
+    fake.lock().unwrap().failing = false;
+    let (_, out) = d
+        .feed(Sample {
+            ts: at(10),
+            value: 900.0,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(out.last(), Some(Outcome::Proposed { .. })), "{out:?}");
+    assert!(
+        fake.lock().unwrap().desired >= 9,
+        "scaled for the load once the API server answered"
+    );
+    handle.stop(false).await;
 }

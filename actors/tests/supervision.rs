@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use actix::Actor;
 use actors::decision::ScalingPolicy;
+use actors::driver::VirtualDriver;
 use actors::execution::{ScaleTarget, SimulatedCluster};
 use actors::messages::{Generation, InjectFault, Sample};
 use actors::supervisor::{RootSupervisor, StartService};
+use actors::testing::context;
 use actors::{ForecastSettings, LOAD_METRIC, ManualClock, ServiceContext};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use events::EventStore;
@@ -34,6 +36,17 @@ async fn count(store: &dyn EventStore, f: impl Fn(&Event) -> bool) -> usize {
         .count()
 }
 
+async fn feed(d: &mut VirtualDriver, from: i64, to: i64) {
+    for i in from..to {
+        d.feed(Sample {
+            ts: at(i),
+            value: load(i),
+        })
+        .await
+        .unwrap();
+    }
+}
+
 #[actix::test]
 async fn a_crashed_actor_is_restarted_and_the_pipeline_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,47 +57,26 @@ async fn a_crashed_actor_is_restarted_and_the_pipeline_loses_nothing() {
     );
     let clock = ManualClock::at(at(0));
     let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 2));
-    let ctx = ServiceContext {
-        service: "api".into(),
-        store: db.clone(),
-        metrics: db.clone(),
-        clock: Arc::new(clock.clone()),
-        target: cluster.clone(),
-        forecast: ForecastSettings {
-            model: "snaive".into(),
-            step_seconds: 300,
-            horizon_minutes: 30,
-            cadence_seconds: 300,
-            history_seconds: 3 * 86_400,
-            min_points: 3,
-            ..ForecastSettings::default()
-        },
-        policy: ScalingPolicy {
-            capacity_per_replica: 100.0,
-            decision_interval_s: 300,
-            ..ScalingPolicy::default()
-        },
+    let mut ctx = context("api", db.clone(), db.clone(), Arc::new(clock.clone()), cluster.clone());
+    ctx.forecast = ForecastSettings {
+        model: "snaive".into(),
+        step_seconds: 300,
+        horizon_minutes: 30,
+        cadence_seconds: 300,
+        history_seconds: 3 * 86_400,
+        min_points: 3,
+        ..ForecastSettings::default()
     };
+    ctx.policy = ScalingPolicy {
+        capacity_per_replica: 100.0,
+        decision_interval_s: 300,
+        ..ScalingPolicy::default()
+    };
+    ctx.reconcile.interval_s = 300;
     let root = RootSupervisor::default().start();
     let a = root.send(StartService(ctx)).await.unwrap().unwrap();
-
-    let feed = |from: i64, to: i64| {
-        let (a, clock) = (a.clone(), clock.clone());
-        async move {
-            for i in from..to {
-                clock.set(at(i));
-                a.ingest
-                    .send(Sample {
-                        ts: at(i),
-                        value: load(i),
-                    })
-                    .await
-                    .unwrap()
-                    .unwrap();
-            }
-        }
-    };
-    feed(0, 300).await;
+    let mut driver = VirtualDriver::new(clock.clone(), a.clone(), 300, at(0));
+    feed(&mut driver, 0, 300).await;
     let forecasts_before = count(db.as_ref(), |e| matches!(e, Event::ForecastMade(_))).await;
     assert!(forecasts_before > 250, "{forecasts_before}");
 
@@ -100,13 +92,20 @@ async fn a_crashed_actor_is_restarted_and_the_pipeline_loses_nothing() {
     );
 
     // The very next sample forecasts again: the history came back from the metric store.
-    feed(300, 301).await;
+    feed(&mut driver, 300, 301).await;
     let forecasts_after = count(db.as_ref(), |e| matches!(e, Event::ForecastMade(_))).await;
     assert_eq!(forecasts_after, forecasts_before + 1);
-    let last = db.read_stream("service/api", 0).await.unwrap().pop().unwrap();
-    let Event::ForecastMade(f) = last.event else {
-        panic!("not a forecast")
-    };
+    let f = db
+        .read_stream("service/api", 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find_map(|e| match e.event {
+            Event::ForecastMade(f) => Some(f),
+            _ => None,
+        })
+        .expect("a forecast");
     assert!(
         f.notes.iter().all(|n| !n.contains("cold start")),
         "rebuilt history, not a cold start: {:?}",
@@ -114,7 +113,7 @@ async fn a_crashed_actor_is_restarted_and_the_pipeline_loses_nothing() {
     );
 
     // The pipeline goes on: load rises, replicas follow.
-    feed(301, 600).await;
+    feed(&mut driver, 301, 600).await;
     let stored = db.range("api", LOAD_METRIC, at(0), at(600)).await.unwrap();
     assert_eq!(stored.len(), 600, "every acknowledged sample is stored");
     let decisions_after = count(db.as_ref(), |e| matches!(e, Event::DecisionProposed(_))).await;
@@ -142,18 +141,11 @@ async fn bad_samples_are_refused_by_name_and_lose_nothing() {
     );
     let clock = ManualClock::at(at(0));
     let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 1));
-    let ctx = ServiceContext {
-        service: "api".into(),
-        store: db.clone(),
-        metrics: db.clone(),
-        clock: Arc::new(clock.clone()),
-        target: cluster,
-        forecast: ForecastSettings {
-            model: "snaive".into(),
-            step_seconds: 300,
-            ..ForecastSettings::default()
-        },
-        policy: ScalingPolicy::default(),
+    let mut ctx = context("api", db.clone(), db.clone(), Arc::new(clock.clone()), cluster);
+    ctx.forecast = ForecastSettings {
+        model: "snaive".into(),
+        step_seconds: 300,
+        ..ForecastSettings::default()
     };
     let a = root_start(ctx).await;
     a.ingest.send(Sample { ts: at(0), value: 5.0 }).await.unwrap().unwrap();
@@ -176,6 +168,7 @@ async fn bad_samples_are_refused_by_name_and_lose_nothing() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("negative"), "{e}");
+    clock.set(at(2));
     a.ingest.send(Sample { ts: at(2), value: 6.0 }).await.unwrap().unwrap();
     let stored = db.range("api", LOAD_METRIC, at(0), at(10)).await.unwrap();
     assert_eq!(stored.iter().map(|s| s.value).collect::<Vec<_>>(), vec![5.0, 6.0]);

@@ -162,6 +162,40 @@ pub struct RollbackCompleted {
     pub replicas: u32,
 }
 
+/// A decision waited for a person longer than the approval TTL: it will never be executed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionExpired {
+    pub decision_id: Uuid,
+    pub service: String,
+    /// How long it waited, in seconds.
+    pub waited_seconds: i64,
+}
+
+/// The controller keeps the replicas as they are, for a reason other than the last one it
+/// recorded: appended when the reason changes, not on every evaluation, so "why did it not
+/// scale at 14:05" is answered by the latest `DecisionHeld` at or before 14:05.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionHeld {
+    pub service: String,
+    /// A stable code of the reason (`no_change`, `cooldown`, `awaiting_approval`, `target_unavailable`, ...).
+    pub code: String,
+    /// The reason in words, with the numbers of the evaluation that first held for it.
+    pub reason: String,
+    /// Replicas held.
+    pub replicas: u32,
+}
+
+/// A rollback attempt failed; the execution actor retries it at `next_attempt_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackFailed {
+    pub decision_id: Uuid,
+    pub service: String,
+    /// 1 for the first failed attempt.
+    pub attempt: u32,
+    pub error: String,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
 /// A business event that is expected to change load (campaign, launch, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BusinessEventScheduled {
@@ -312,6 +346,9 @@ pub enum Event {
     VerificationFailed(VerificationFailed),
     RollbackStarted(RollbackStarted),
     RollbackCompleted(RollbackCompleted),
+    RollbackFailed(RollbackFailed),
+    DecisionExpired(DecisionExpired),
+    DecisionHeld(DecisionHeld),
     BusinessEventScheduled(BusinessEventScheduled),
     BusinessEventUpdated(BusinessEventUpdated),
     BusinessEventCancelled(BusinessEventCancelled),
@@ -409,6 +446,9 @@ vocabulary! {
     VerificationFailed => 1,
     RollbackStarted => 1,
     RollbackCompleted => 1,
+    RollbackFailed => 1,
+    DecisionExpired => 1,
+    DecisionHeld => 1,
     BusinessEventScheduled => 1,
     BusinessEventUpdated => 1,
     BusinessEventCancelled => 1,

@@ -16,12 +16,15 @@ pub enum ApiError {
     /// The request conflicts with the current state (409).
     #[error("{0}")]
     Conflict(String),
-    /// Actors are not running in this process (503).
+    /// The request body is larger than the route accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Actors are not running in this process, or not ready (503).
     #[error("{0}")]
     Unavailable(String),
-    /// The store failed (500).
-    #[error("store: {0}")]
-    Store(#[from] events::StoreError),
+    /// The store failed (503; the detail is logged, not returned).
+    #[error("the store is unavailable")]
+    Store(#[source] events::StoreError),
     /// An actor failed (500).
     #[error("{0}")]
     Actor(String),
@@ -33,8 +36,9 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::Store(_) => "store_error",
+            ApiError::Store(_) => "unavailable",
             ApiError::Actor(_) => "actor_error",
         }
     }
@@ -46,21 +50,42 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Store(_) | ApiError::Actor(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) | ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Actor(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if self.status_code().is_server_error() {
+            tracing::warn!(status = self.status_code().as_u16(), error = %self, "request failed");
+        }
         HttpResponse::build(self.status_code())
             .json(json!({"error": {"code": self.code(), "message": self.to_string()}}))
     }
 }
 
+impl From<events::StoreError> for ApiError {
+    fn from(e: events::StoreError) -> Self {
+        match e {
+            events::StoreError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            events::StoreError::Invalid(m) => ApiError::BadRequest(m),
+            other => {
+                tracing::error!(error = %other, "store error answered 503");
+                ApiError::Store(other)
+            }
+        }
+    }
+}
+
 impl From<actors::ActorError> for ApiError {
     fn from(e: actors::ActorError) -> Self {
+        use actors::ActorError as A;
         match e {
-            actors::ActorError::Rejected(m) => ApiError::Conflict(m),
+            A::Rejected(m) | A::Conflict(m) => ApiError::Conflict(m),
+            e @ A::Invalid { .. } => ApiError::BadRequest(e.to_string()),
+            e @ A::NotReady(_) => ApiError::Unavailable(e.to_string()),
+            A::Store(e) => e.into(),
             other => ApiError::Actor(other.to_string()),
         }
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use actix::Addr;
 use actix_web::dev::Service;
 use actix_web::{HttpResponse, web};
-use actors::messages::{Approve, Reject, Sample};
+use actors::messages::{Approve, Ingested, Reject, Sample};
 use actors::supervisor::{Lookup, RootSupervisor, ServiceActors};
 use chrono::{DateTime, Utc};
 use events::projections::{DocQuery, PROJECTION, Val};
@@ -30,6 +30,8 @@ pub struct AppState {
     pub backend: Backend,
     /// The actor tree, when this process runs one (`serve`); read-only otherwise.
     pub root: Option<Addr<RootSupervisor>>,
+    /// Readiness and last evaluation of the actors this process runs.
+    pub status: actors::StatusBoard,
     pub prometheus: PrometheusHandle,
     /// Most events the read models may lag behind the log and still be ready.
     pub max_projection_lag: u64,
@@ -38,10 +40,28 @@ pub struct AppState {
 /// How long a cached read may be served.
 const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Longest the readiness probe waits for the store.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Largest JSON body of the write routes that take one sample or one verdict.
+pub const SMALL_BODY: usize = 16 * 1024;
+
+/// How JSON bodies and query strings that cannot be read are answered: 413 for a body over
+/// its route's limit, 400 naming the problem otherwise.
+fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default().limit(limit).error_handler(|e, _| match e {
+        actix_web::error::JsonPayloadError::Overflow { limit }
+        | actix_web::error::JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::TooLarge(format!("the body is larger than the {limit} bytes this route accepts")).into()
+        }
+        other => ApiError::BadRequest(other.to_string()).into(),
+    })
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
-        .app_data(web::JsonConfig::default().error_handler(|e, _| ApiError::BadRequest(e.to_string()).into()))
+        .app_data(json_config(SMALL_BODY))
         .route("/health", web::get().to(health))
         .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
@@ -98,22 +118,34 @@ async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "alive"}))
 }
 
-/// Ready when the store answers and the read models are caught up with the log.
+/// Ready when the store answers, the read models are caught up with the log, and every
+/// actor of this process has rebuilt its state.
 async fn ready(s: web::Data<AppState>) -> HttpResponse {
-    let head = s.backend.store.head().await;
-    let checkpoint = s.backend.models.checkpoint(PROJECTION).await;
+    let within =
+        |what| events::StoreError::Invalid(format!("the store did not answer {what} within {READY_TIMEOUT:?}"));
+    let head = tokio::time::timeout(READY_TIMEOUT, s.backend.store.head())
+        .await
+        .unwrap_or_else(|_| Err(within("the head")));
+    let checkpoint = tokio::time::timeout(READY_TIMEOUT, s.backend.models.checkpoint(PROJECTION))
+        .await
+        .unwrap_or_else(|_| Err(within("the checkpoint")));
+    let not_ready = s.status.not_ready();
     match (head, checkpoint) {
         (Ok(head), Ok(cp)) => {
             let lag = head.saturating_sub(cp);
             metrics::gauge!("pscaler_projection_lag_events", "projection" => PROJECTION).set(lag as f64);
-            let body = json!({"store": "ok", "log_head": head, "projection_checkpoint": cp, "projection_lag": lag});
-            if lag <= s.max_projection_lag {
+            let body = json!({"store": "ok", "log_head": head, "projection_checkpoint": cp,
+                              "projection_lag": lag, "services_not_ready": not_ready});
+            if lag <= s.max_projection_lag && not_ready.is_empty() {
                 HttpResponse::Ok().json(body)
             } else {
                 HttpResponse::ServiceUnavailable().json(body)
             }
         }
-        (Err(e), _) | (_, Err(e)) => HttpResponse::ServiceUnavailable().json(json!({"store": e.to_string()})),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "readiness: store unavailable");
+            HttpResponse::ServiceUnavailable().json(json!({"store": "unavailable", "services_not_ready": not_ready}))
+        }
     }
 }
 
@@ -285,12 +317,36 @@ async fn verdict(
     Ok(HttpResponse::Ok().json(json!({"decision_id": id, "status": status, by_key: by})))
 }
 
+/// Per service: the replicas the log last recorded, why it last held (`DecisionHeld`) and
+/// the live status of its control loop (ready, last evaluation, forecast problem).
 async fn status(s: web::Data<AppState>, q: web::Query<ServiceFilter>) -> Result<HttpResponse, ApiError> {
-    let mut query = DocQuery::new("service_state", "service").ascending().limit(1000);
+    let mut state = DocQuery::new("service_state", "service").ascending().limit(1000);
+    let mut holds = DocQuery::new("service_holds", "service").ascending().limit(1000);
     if let Some(svc) = &q.service {
-        query = query.filter("service", Val::Text(svc.clone()));
+        state = state.filter("service", Val::Text(svc.clone()));
+        holds = holds.filter("service", Val::Text(svc.clone()));
     }
-    Ok(HttpResponse::Ok().json(json!({"services": s.backend.models.query(&query).await?})))
+    let live = s.status.snapshot();
+    let mut out: std::collections::BTreeMap<String, serde_json::Value> = std::collections::BTreeMap::new();
+    for doc in s.backend.models.query(&state).await? {
+        let name = doc["service"].as_str().unwrap_or_default().to_string();
+        out.entry(name).or_insert_with(|| json!({}))["state"] = doc;
+    }
+    for doc in s.backend.models.query(&holds).await? {
+        let name = doc["service"].as_str().unwrap_or_default().to_string();
+        out.entry(name).or_insert_with(|| json!({}))["hold"] = doc;
+    }
+    for (name, st) in live.iter().filter(|(n, _)| q.service.as_ref().is_none_or(|f| f == *n)) {
+        out.entry(name.clone()).or_insert_with(|| json!({}))["live"] = json!({"ready": st.ready(), "status": st});
+    }
+    let services: Vec<serde_json::Value> = out
+        .into_iter()
+        .map(|(name, mut v)| {
+            v["service"] = json!(name);
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"services": services})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,18 +368,15 @@ async fn ingest(s: web::Data<AppState>, body: web::Json<IngestBody>) -> Result<H
         .send(Lookup(b.service.clone()))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("service `{}` is not run by this process", b.service)))?;
-    actors
+    let outcome = actors
         .ingest
         .send(Sample {
             ts: b.timestamp,
             value: b.value,
         })
-        .await?
-        .map_err(|e| match e {
-            actors::ActorError::Rejected(m) => ApiError::BadRequest(m),
-            other => ApiError::Actor(other.to_string()),
-        })?;
-    Ok(HttpResponse::Accepted().json(json!({"accepted": 1})))
+        .await??;
+    let accepted = usize::from(!matches!(outcome, Ingested::Quarantined { .. }));
+    Ok(HttpResponse::Accepted().json(json!({"accepted": accepted, "result": outcome})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,11 +398,7 @@ async fn audit(s: web::Data<AppState>, q: web::Query<AuditQuery>) -> Result<Http
     let from = q.from.unwrap_or(0);
     let events = match &q.stream {
         Some(stream) if stream.is_empty() => return Err(ApiError::BadRequest("stream must not be empty".into())),
-        Some(stream) => {
-            let mut e = s.backend.store.read_stream(stream, from).await?;
-            e.truncate(limit);
-            e
-        }
+        Some(stream) => s.backend.store.read_stream_page(stream, from, limit).await?,
         None => s.backend.store.read_all(from, limit).await?,
     };
     let out: Vec<EventJson> = events.iter().map(EventJson::from).collect();

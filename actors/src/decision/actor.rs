@@ -1,24 +1,24 @@
-//! The decision actor: turns each new forecast into a decision with the pure
-//! [`decide`](super::decide), appends it, and releases it to execution at once
-//! or after a person approves it.
-
-use std::collections::BTreeMap;
+//! The decision actor: the service's controller. At every tick ([`Reconcile`], from its timer
+//! in `serve` or from the driver in virtual time) it runs one [`reconcile`](super::controller::reconcile):
+//! it always decides — on the latest forecast, or with none (the reactive fallback, saying
+//! why) — and drives verification and rollback whether or not samples arrive. Its state is
+//! folded from the log ([`DecisionState`]): from a snapshot and the service's events at
+//! start, from what each handler appended afterwards. Until that rebuild succeeds it neither
+//! decides nor executes, and says so on the status board.
 
 use actix::prelude::*;
 use events::vocabulary::*;
-use events::{Event, ExpectedVersion, Metadata, NewEvent, StoreError, streams};
+use events::{Event, ExpectedVersion, Metadata, NewEvent, streams};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::controller::{Peers, reconcile, revalidate};
+use super::state::DecisionState;
 use super::{ClusterState, Decision, ForecastInput, ScalingPolicy, Strategy, TargetConfig as Config, decide};
 use crate::context::ServiceContext;
 use crate::error::ActorError;
-use crate::history::decision_history;
-use crate::messages::{Approve, Execute, ForecastReady, Observed, Reject};
-
-/// Namespace of the decision ids, derived from the forecast they answer, so a
-/// replay of the same forecast proposes the same decision (and is refused).
-const DECISION_NS: Uuid = Uuid::from_u128(0x6a1d_3c0e_5f4b_4e8e_9b2a_7d1c_0e3f_5a6b);
+use crate::history::{Journal, Snapshots, fold, snapshot_key};
+use crate::messages::{Appended, Approve, Execute, Observed, Outcome, Reconcile, Reject};
 
 /// Every input of the pure decision function, as recorded in the event.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -27,6 +27,9 @@ pub struct DecisionInputs {
     pub forecast: Option<ForecastInput>,
     pub policy: ScalingPolicy,
     pub now: i64,
+    /// Why there was no forecast to decide on, when there was none (the first reason given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl DecisionInputs {
@@ -39,73 +42,97 @@ impl DecisionInputs {
 /// One per service.
 pub struct DecisionActor {
     ctx: ServiceContext,
-    execution: Recipient<Execute>,
+    peers: Peers,
     last_observed: Option<Observed>,
-    last_scale_up_at: Option<i64>,
-    last_scale_down_at: Option<i64>,
-    /// Decisions waiting for a person, by id, with the metadata of their proposal.
-    awaiting: BTreeMap<Uuid, (DecisionProposed, Metadata)>,
-    /// Instance type and spot share of the last configuration scaled to.
-    fleet: (Option<String>, f64),
+    state: DecisionState,
+    snapshots: Snapshots,
+    ready: bool,
     generation: u32,
 }
 
-/// What the log says about this service's decisions.
-#[derive(Default)]
-struct Rebuilt {
-    last_scale_up_at: Option<i64>,
-    last_scale_down_at: Option<i64>,
-    awaiting: BTreeMap<Uuid, (DecisionProposed, Metadata)>,
-    fleet: (Option<String>, f64),
-}
-
-fn rebuild(history: &[events::RecordedEvent]) -> Rebuilt {
-    let mut r = Rebuilt::default();
-    let mut proposed = std::collections::HashMap::new();
-    for e in history {
-        match &e.event {
-            Event::DecisionProposed(d) => {
-                proposed.insert(d.decision_id, d.clone());
-                if d.requires_approval {
-                    r.awaiting.insert(d.decision_id, (d.clone(), e.metadata.clone()));
-                }
-            }
-            Event::DecisionApproved(DecisionApproved { decision_id, .. })
-            | Event::DecisionRejected(DecisionRejected { decision_id, .. })
-            | Event::DecisionSuperseded(DecisionSuperseded { decision_id, .. }) => {
-                r.awaiting.remove(decision_id);
-            }
-            Event::ScalingSucceeded(s) => {
-                if let Some(d) = proposed.get(&s.decision_id) {
-                    r.fleet = (d.target.instance_type.clone(), d.target.spot_share);
-                }
-            }
-            Event::ScalingStarted(s) => {
-                let t = Some(e.metadata.recorded_at.timestamp());
-                if s.to_replicas > s.from_replicas {
-                    r.last_scale_up_at = t;
-                } else if s.to_replicas < s.from_replicas {
-                    r.last_scale_down_at = t;
-                }
-            }
-            _ => {}
-        }
-    }
-    r
-}
-
 impl DecisionActor {
-    pub fn new(ctx: ServiceContext, execution: Recipient<Execute>) -> Self {
+    pub fn new(ctx: ServiceContext, peers: Peers) -> Self {
         DecisionActor {
             ctx,
-            execution,
+            peers,
             last_observed: None,
-            last_scale_up_at: None,
-            last_scale_down_at: None,
-            awaiting: BTreeMap::new(),
-            fleet: (None, 0.0),
+            state: DecisionState::default(),
+            snapshots: Snapshots::default(),
+            ready: false,
             generation: 0,
         }
+    }
+
+    fn rebuild(&mut self, ctx: &mut Context<Self>, attempt: u32) {
+        let c = self.ctx.clone();
+        ctx.wait(
+            async move {
+                let key = snapshot_key("decision", &c.service);
+                fold::<DecisionState>(c.store.as_ref(), &key, &c.service).await
+            }
+            .into_actor(self)
+            .map(move |res, act, ctx| match res {
+                Ok(state) => {
+                    act.state = state;
+                    act.ready = true;
+                    act.ctx.status.set_ready(&act.ctx.service, "decision", Ok(()));
+                }
+                Err(e) => {
+                    act.ready = false;
+                    tracing::error!(error = %e, service = %act.ctx.service, attempt, "decision: rebuild failed; retrying");
+                    act.ctx
+                        .status
+                        .set_ready(&act.ctx.service, "decision", Err(format!("rebuild failed: {e}")));
+                    ctx.run_later(crate::supervisor::backoff(attempt), move |act, ctx| {
+                        act.rebuild(ctx, attempt + 1)
+                    });
+                }
+            }),
+        );
+    }
+
+    /// Folds what a handler appended (also when it failed half-way); saves a snapshot when due.
+    fn fold_journal(&mut self, appended: Vec<Appended>, ctx: &mut Context<Self>) {
+        self.snapshots.folded(appended.len() as u64);
+        for a in appended {
+            self.state.apply(&a.event, &a.metadata, a.position);
+        }
+        if let Some((pos, doc)) = self.snapshots.due(&self.state, self.ctx.reconcile.snapshot_every) {
+            let (store, key) = (self.ctx.store.clone(), snapshot_key("decision", &self.ctx.service));
+            ctx.spawn(
+                async move {
+                    if let Err(e) = store.save_snapshot(&key, pos, doc).await {
+                        tracing::warn!(%key, error = %e, "snapshot not saved (the next one will be)");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+
+    fn not_ready(&self) -> Option<ActorError> {
+        (!self.ready).then(|| ActorError::NotReady(format!("decisions of `{}` are rebuilding", self.ctx.service)))
+    }
+
+    /// In `serve`: one evaluation every `reconcile.interval_s`, the first after an offset
+    /// derived from the service name, so that many services do not all tick at once.
+    fn start_timer(&self, ctx: &mut Context<Self>) {
+        if !self.ctx.reconcile.timer {
+            return;
+        }
+        let every = std::time::Duration::from_secs(self.ctx.reconcile.interval_s.max(1));
+        let offset = self
+            .ctx
+            .service
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+            % (every.as_millis() as u64).max(1);
+        ctx.run_later(std::time::Duration::from_millis(offset), move |_, ctx| {
+            ctx.run_interval(every, |act, ctx| {
+                let now = act.ctx.clock.now();
+                ctx.notify(Reconcile { now });
+            });
+        });
     }
 }
 
@@ -114,29 +141,15 @@ impl Actor for DecisionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.generation += 1;
-        let store = self.ctx.store.clone();
-        let service = self.ctx.service.clone();
-        ctx.wait(
-            async move { decision_history(store.as_ref(), &service).await }
-                .into_actor(self)
-                .map(|res, act, _| match res {
-                    Ok(h) => {
-                        let r = rebuild(&h);
-                        act.last_scale_up_at = r.last_scale_up_at;
-                        act.last_scale_down_at = r.last_scale_down_at;
-                        act.awaiting = r.awaiting;
-                        act.fleet = r.fleet;
-                    }
-                    Err(e) => tracing::error!(error = %e, service = %act.ctx.service, "decision: rebuild failed"),
-                }),
-        );
+        self.rebuild(ctx, 0);
+        self.start_timer(ctx);
     }
 }
 
 impl Supervised for DecisionActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         tracing::warn!(service = %self.ctx.service, "decision actor restarting");
-        self.awaiting.clear();
+        self.ready = false;
     }
 }
 
@@ -144,8 +157,45 @@ impl Handler<Observed> for DecisionActor {
     type Result = Result<(), ActorError>;
 
     fn handle(&mut self, msg: Observed, _: &mut Self::Context) -> Self::Result {
-        self.last_observed = Some(msg);
+        if self.last_observed.is_none_or(|o| msg.ts >= o.ts) {
+            self.last_observed = Some(msg);
+        }
         Ok(())
+    }
+}
+
+impl Handler<Reconcile> for DecisionActor {
+    type Result = AtomicResponse<Self, Result<Outcome, ActorError>>;
+
+    fn handle(&mut self, msg: Reconcile, _: &mut Self::Context) -> Self::Result {
+        if !self.ready {
+            let reason = "the decision actor's state is not rebuilt yet".to_string();
+            let outcome = Outcome::NotReady { reason };
+            self.ctx
+                .status
+                .evaluated(&self.ctx.service, msg.now, outcome.clone(), None);
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(outcome))));
+        }
+        let (c, st, observed, peers) = (
+            self.ctx.clone(),
+            self.state.clone(),
+            self.last_observed,
+            self.peers.clone(),
+        );
+        let journal = Journal::default();
+        let j = journal.clone();
+        AtomicResponse::new(Box::pin(
+            async move { reconcile(&c, &j, &st, observed, &peers, msg.now).await }
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    act.fold_journal(journal.take(), ctx);
+                    if let Err(e) = &res {
+                        tracing::warn!(service = %act.ctx.service, error = %e, "evaluation failed; the next tick retries");
+                        act.ctx.status.evaluation_failed(&act.ctx.service);
+                    }
+                    res
+                }),
+        ))
     }
 }
 
@@ -160,7 +210,8 @@ pub fn forecast_input(f: &ForecastMade) -> ForecastInput {
     }
 }
 
-fn strategy_name(s: Strategy) -> String {
+/// The snake_case name of a strategy (as recorded).
+pub fn strategy_name(s: Strategy) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -176,8 +227,9 @@ fn event_config(c: &Config) -> TargetConfig {
 }
 
 /// The `DecisionProposed` event for decision `d` made from `inputs`: the target configuration,
-/// the reasoning, the scores and risks, the estimated cost, the rollback plan (the previous
-/// configuration), the verification criteria and every input, so `explain` can replay it.
+/// the reasoning (led by why there was no forecast, when there was none), the scores and
+/// risks, the estimated cost, the rollback plan (the previous configuration), the
+/// verification criteria and every input, so `explain` can replay it.
 pub fn proposal(
     id: Uuid,
     service: &str,
@@ -191,7 +243,7 @@ pub fn proposal(
         strategy: strategy_name(d.strategy),
         current: event_config(&d.rollback),
         target: event_config(&d.target),
-        reasoning: d.reasoning.clone(),
+        reasoning: inputs.note.iter().chain(&d.reasoning).cloned().collect(),
         estimated_hourly_cost: d.estimated_hourly_cost.filter(|c| c.is_finite()),
         forecast_id,
         requires_approval: d.requires_approval,
@@ -221,155 +273,59 @@ pub fn proposal(
     }
 }
 
-impl Handler<ForecastReady> for DecisionActor {
-    type Result = AtomicResponse<Self, Result<(), ActorError>>;
-
-    fn handle(&mut self, msg: ForecastReady, _ctx: &mut Self::Context) -> Self::Result {
-        let c = self.ctx.clone();
-        let execution = self.execution.clone();
-        let observed = self.last_observed;
-        let (up, down) = (self.last_scale_up_at, self.last_scale_down_at);
-        let fleet = self.fleet.clone();
-        let superseded: Vec<Uuid> = self.awaiting.keys().copied().collect();
-        let to_supersede = superseded.clone();
-        AtomicResponse::new(Box::pin(
-            async move {
-                let superseded = to_supersede;
-                let now = c.clock.now();
-                let t = c.target.state(&c.service).await?;
-                let state = ClusterState {
-                    replicas: t.desired,
-                    ready_replicas: t.ready,
-                    last_scale_up_at: up,
-                    last_scale_down_at: down,
-                    observed_load: observed.map_or(0.0, |o| o.value),
-                    observed_at: observed.map_or(now.timestamp(), |o| o.ts.timestamp()),
-                    instance_type: fleet.0,
-                    spot_share: fleet.1,
-                };
-                let inputs = DecisionInputs {
-                    state,
-                    forecast: Some(forecast_input(&msg.forecast)),
-                    policy: c.policy.clone(),
-                    now: now.timestamp(),
-                };
-                let d = inputs.replay();
-                if d.target_replicas == t.desired {
-                    return Ok(None);
-                }
-                let id = Uuid::new_v5(&DECISION_NS, msg.forecast.forecast_id.as_bytes());
-                let proposed = proposal(id, &c.service, &d, &inputs, Some(msg.forecast.forecast_id));
-                let meta = Metadata::caused_by_event(&msg.metadata, c.actor_name("decision"), now);
-                // A newer proposal replaces the ones still waiting for a person.
-                for old in &superseded {
-                    let e = Event::DecisionSuperseded(DecisionSuperseded {
-                        decision_id: *old,
-                        superseded_by: id,
-                    });
-                    let m = Metadata::caused_by_event(&meta, c.actor_name("decision"), now);
-                    c.store
-                        .append(
-                            &streams::decision(*old),
-                            ExpectedVersion::Exact(1),
-                            vec![NewEvent::new(e, m)],
-                        )
-                        .await
-                        .ok();
-                }
-                let appended = c
-                    .store
-                    .append(
-                        &streams::decision(id),
-                        ExpectedVersion::NoStream,
-                        vec![NewEvent::new(Event::DecisionProposed(proposed.clone()), meta.clone())],
-                    )
-                    .await;
-                match appended {
-                    Ok(_) => {}
-                    // Already proposed from this forecast before a restart: nothing new to do.
-                    Err(StoreError::Conflict { .. }) => return Ok(None),
-                    Err(e) => return Err(e.into()),
-                }
-                tracing::info!(service = %c.service, decision = %id, strategy = %proposed.strategy,
-                    from = t.desired, to = d.target_replicas, "decision proposed");
-                if !proposed.requires_approval {
-                    execution
-                        .send(Execute {
-                            decision: proposed.clone(),
-                            cause: meta.clone(),
-                        })
-                        .await??;
-                }
-                Ok(Some((proposed, meta, now.timestamp())))
-            }
-            .into_actor(self)
-            .map(
-                move |res: Result<Option<(DecisionProposed, Metadata, i64)>, ActorError>, act, _| {
-                    let Some((p, meta, now)) = res? else { return Ok(()) };
-                    for old in &superseded {
-                        act.awaiting.remove(old);
-                    }
-                    if p.requires_approval {
-                        act.awaiting.insert(p.decision_id, (p, meta));
-                    } else if p.target.replicas > p.current.replicas {
-                        act.fleet = (p.target.instance_type.clone(), p.target.spot_share);
-                        act.last_scale_up_at = Some(now);
-                    } else {
-                        act.fleet = (p.target.instance_type.clone(), p.target.spot_share);
-                        act.last_scale_down_at = Some(now);
-                    }
-                    Ok(())
-                },
-            ),
-        ))
-    }
-}
-
 impl Handler<Approve> for DecisionActor {
     type Result = AtomicResponse<Self, Result<(), ActorError>>;
 
     fn handle(&mut self, msg: Approve, _: &mut Self::Context) -> Self::Result {
-        let found = self.awaiting.get(&msg.decision_id).cloned();
-        let c = self.ctx.clone();
-        let execution = self.execution.clone();
+        if let Some(e) = self.not_ready() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        let found = self.state.awaiting.get(&msg.decision_id).cloned();
+        let (c, st, observed, peers) = (
+            self.ctx.clone(),
+            self.state.clone(),
+            self.last_observed,
+            self.peers.clone(),
+        );
+        let journal = Journal::default();
+        let j = journal.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let (d, cause) = found.ok_or_else(|| {
+                let a = found.ok_or_else(|| {
                     ActorError::Rejected(format!("decision {} is not waiting for approval", msg.decision_id))
                 })?;
-                let meta = Metadata::caused_by_event(&cause, format!("user:{}", msg.by), c.clock.now());
+                let now = c.clock.now();
+                revalidate(&c, &st, observed, &peers, &a, now).await?;
+                let meta = Metadata::caused_by_event(&a.metadata, format!("user:{}", msg.by), now);
                 let e = Event::DecisionApproved(DecisionApproved {
-                    decision_id: d.decision_id,
+                    decision_id: a.proposal.decision_id,
                     approved_by: msg.by,
                     comment: msg.comment,
                 });
-                c.store
-                    .append(
-                        &streams::decision(d.decision_id),
-                        ExpectedVersion::Exact(1),
-                        vec![NewEvent::new(e, meta.clone())],
-                    )
-                    .await?;
-                execution
+                let stream = streams::decision(a.proposal.decision_id);
+                j.append(
+                    c.store.as_ref(),
+                    &stream,
+                    ExpectedVersion::Exact(1),
+                    vec![NewEvent::new(e, meta.clone())],
+                )
+                .await?;
+                let appended = peers
+                    .execute
                     .send(Execute {
-                        decision: d.clone(),
+                        decision: a.proposal.clone(),
+                        proposed: a.metadata.clone(),
+                        proposed_at_position: a.position,
                         cause: meta,
                     })
                     .await??;
-                Ok(d)
+                j.extend(appended);
+                Ok(())
             }
             .into_actor(self)
-            .map(|res: Result<DecisionProposed, ActorError>, act, _| {
-                let d = res?;
-                act.awaiting.remove(&d.decision_id);
-                act.fleet = (d.target.instance_type.clone(), d.target.spot_share);
-                let now = act.ctx.clock.now().timestamp();
-                if d.target.replicas > d.current.replicas {
-                    act.last_scale_up_at = Some(now);
-                } else {
-                    act.last_scale_down_at = Some(now);
-                }
-                Ok(())
+            .map(move |res, act, ctx| {
+                act.fold_journal(journal.take(), ctx);
+                res
             }),
         ))
     }
@@ -379,33 +335,37 @@ impl Handler<Reject> for DecisionActor {
     type Result = AtomicResponse<Self, Result<(), ActorError>>;
 
     fn handle(&mut self, msg: Reject, _: &mut Self::Context) -> Self::Result {
-        let found = self.awaiting.get(&msg.decision_id).cloned();
+        if let Some(e) = self.not_ready() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(e))));
+        }
+        let found = self.state.awaiting.get(&msg.decision_id).cloned();
         let c = self.ctx.clone();
-        let id = msg.decision_id;
+        let journal = Journal::default();
+        let j = journal.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let (d, cause) =
+                let id = msg.decision_id;
+                let a =
                     found.ok_or_else(|| ActorError::Rejected(format!("decision {id} is not waiting for approval")))?;
-                let meta = Metadata::caused_by_event(&cause, format!("user:{}", msg.by), c.clock.now());
+                let meta = Metadata::caused_by_event(&a.metadata, format!("user:{}", msg.by), c.clock.now());
                 let e = Event::DecisionRejected(DecisionRejected {
-                    decision_id: d.decision_id,
+                    decision_id: id,
                     rejected_by: msg.by,
                     reason: msg.reason,
                 });
-                c.store
-                    .append(
-                        &streams::decision(d.decision_id),
-                        ExpectedVersion::Exact(1),
-                        vec![NewEvent::new(e, meta)],
-                    )
-                    .await?;
+                j.append(
+                    c.store.as_ref(),
+                    &streams::decision(id),
+                    ExpectedVersion::Exact(1),
+                    vec![NewEvent::new(e, meta)],
+                )
+                .await?;
                 Ok(())
             }
             .into_actor(self)
-            .map(move |res: Result<(), ActorError>, act, _| {
-                res?;
-                act.awaiting.remove(&id);
-                Ok(())
+            .map(move |res, act, ctx| {
+                act.fold_journal(journal.take(), ctx);
+                res
             }),
         ))
     }

@@ -28,6 +28,7 @@ pub enum Cloud {
 
 /// Prices and size of one instance type.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct InstancePrice {
     pub cloud: Cloud,
     #[serde(default)]

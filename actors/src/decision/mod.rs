@@ -42,6 +42,8 @@ pub mod window;
 mod tests;
 
 pub mod actor;
+pub mod controller;
+pub mod state;
 pub use cost::{Cloud, CostModel, InstancePrice, PriceTable, TargetConfig};
 pub use policy::{
     ClusterState, DEFAULT_VIOLATION_COST_PER_MINUTE, Decision, ForecastInput, ScalingPolicy, ScoreWeights, Scores,
@@ -49,3 +51,4 @@ pub use policy::{
 };
 pub use risk::RiskAssessment;
 pub use rule::decide;
+pub use state::DecisionState;

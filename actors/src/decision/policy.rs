@@ -43,9 +43,9 @@ pub struct ForecastInput {
     pub p90: Vec<f64>,
 }
 
-/// The rules a decision must keep.
+/// The rules a decision must keep (config `[scaling]`: unknown keys are refused by name).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScalingPolicy {
     /// Fewest replicas.
     pub min_replicas: u32,
@@ -98,7 +98,7 @@ pub struct ScalingPolicy {
 
 /// How much each score counts when candidates are compared.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ScoreWeights {
     pub cost: f64,
     pub performance: f64,

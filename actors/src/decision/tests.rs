@@ -376,6 +376,7 @@ fn recorded_inputs_replay_to_the_identical_decision() {
             ..p
         },
         now: NOW + 30,
+        note: None,
     };
     let first = inputs.replay();
     let text = serde_json::to_string(&inputs).unwrap();
@@ -398,9 +399,30 @@ fn recorded_inputs_replay_to_the_identical_decision() {
         old["policy"].as_object_mut().unwrap().remove(k);
     }
     let old: DecisionInputs = serde_json::from_value(old).unwrap();
-    assert_eq!(
-        old.replay().target_replicas,
-        ScalingPolicy::default().max_replicas.min(old.replay().target_replicas)
+    // the missing fields read as their defaults, and the decision is the one made on those
+    let d = ScalingPolicy::default();
+    let expected = DecisionInputs {
+        state: ClusterState {
+            instance_type: None,
+            spot_share: 0.0,
+            ..inputs.state.clone()
+        },
+        policy: ScalingPolicy {
+            provider: d.provider,
+            instance_types: d.instance_types.clone(),
+            spot_shares: d.spot_shares.clone(),
+            weights: d.weights.clone(),
+            prices: d.prices.clone(),
+            violation_cost_per_minute: d.violation_cost_per_minute,
+            ..inputs.policy.clone()
+        },
+        ..inputs.clone()
+    };
+    assert_eq!(old, expected);
+    assert_eq!(old.replay(), expected.replay());
+    assert_ne!(
+        old.policy.spot_shares, inputs.policy.spot_shares,
+        "the test removed a non-default field"
     );
 }
 

@@ -20,6 +20,7 @@ pub struct SimulatedCluster {
     warmup: chrono::Duration,
     services: Mutex<HashMap<String, Vec<DateTime<Utc>>>>,
     failures: AtomicU32,
+    state_failures: AtomicU32,
     stalled: std::sync::atomic::AtomicBool,
     calls: Mutex<Vec<(String, u32)>>,
 }
@@ -31,6 +32,7 @@ impl SimulatedCluster {
             warmup,
             services: Mutex::new(HashMap::new()),
             failures: AtomicU32::new(0),
+            state_failures: AtomicU32::new(0),
             stalled: std::sync::atomic::AtomicBool::new(false),
             calls: Mutex::new(Vec::new()),
         }
@@ -49,6 +51,12 @@ impl SimulatedCluster {
     /// Makes the next `n` scale calls fail (for tests of failure handling).
     pub fn fail_next(&self, n: u32) {
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Makes the next `n` state reads fail (the target does not answer), for tests of
+    /// transient faults.
+    pub fn fail_state_next(&self, n: u32) {
+        self.state_failures.store(n, Ordering::SeqCst);
     }
 
     /// From now on new replicas never become ready (a bad image, no capacity):
@@ -103,6 +111,13 @@ impl ScaleTarget for SimulatedCluster {
     }
 
     async fn state(&self, service: &str) -> Result<TargetState, ActorError> {
+        if self
+            .state_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ActorError::Target(format!("simulated outage reading {service}")));
+        }
         let now = self.clock.now();
         let services = self.services.lock().expect("poisoned");
         let ready_at = services

@@ -18,7 +18,10 @@ pub(crate) mod grid;
 #[cfg(feature = "ml")]
 pub mod models;
 pub mod registry;
+pub mod slot;
 pub mod snaive;
+pub mod state;
+pub mod window;
 
 #[cfg(test)]
 mod tests;

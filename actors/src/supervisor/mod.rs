@@ -12,6 +12,7 @@ use actix::prelude::*;
 
 use crate::context::ServiceContext;
 use crate::decision::actor::DecisionActor;
+use crate::decision::controller::Peers;
 use crate::error::ActorError;
 use crate::execution::ExecutionActor;
 use crate::forecast::actor::ForecastActor;
@@ -35,27 +36,41 @@ pub struct ServiceSupervisor {
 
 impl ServiceSupervisor {
     /// Starts the service's actors (execution first, ingest last) and their supervisor. The
-    /// forecast actor follows the model registry in `ctx.forecast.model_dir`.
+    /// forecast actor follows the model registry in `ctx.forecast.model_dir`; the decision
+    /// actor runs the control loop (on its own timer when `ctx.reconcile.timer`).
     pub fn start(ctx: ServiceContext) -> Result<(Addr<ServiceSupervisor>, ServiceActors), ActorError> {
+        Self::start_with(ctx, None)
+    }
+
+    /// As [`Self::start`], with `model` instead of the configured one when given (a model
+    /// that is not in the built-in table: tests, embedding).
+    pub fn start_with(
+        ctx: ServiceContext,
+        model: Option<std::sync::Arc<dyn crate::forecast::Forecaster>>,
+    ) -> Result<(Addr<ServiceSupervisor>, ServiceActors), ActorError> {
         let execution = Supervisor::start({
             let ctx = ctx.clone();
             move |_| ExecutionActor::new(ctx)
         });
-        let decision = Supervisor::start({
-            let (ctx, exe) = (ctx.clone(), execution.clone().recipient());
-            move |_| DecisionActor::new(ctx, exe)
-        });
-        let forecast_actor = ForecastActor::new(ctx.clone(), decision.clone().recipient())?
-            .with_registry(ModelRegistry::new(&ctx.forecast.model_dir));
+        let mut forecast_actor =
+            ForecastActor::new(ctx.clone())?.with_registry(ModelRegistry::new(&ctx.forecast.model_dir));
+        if let Some(m) = model {
+            forecast_actor = forecast_actor.with_model(m);
+        }
         let forecast = Supervisor::start(move |_| forecast_actor);
-        let ingest = Supervisor::start({
-            let (f, d, e) = (
-                forecast.clone().recipient(),
-                decision.clone().recipient(),
-                execution.clone().recipient(),
-            );
+        let decision = Supervisor::start({
+            let peers = Peers {
+                forecast: forecast.clone().recipient(),
+                execute: execution.clone().recipient(),
+                tick: execution.clone().recipient(),
+            };
             let ctx = ctx.clone();
-            move |_| IngestActor::new(ctx, f, d, e)
+            move |_| DecisionActor::new(ctx, peers)
+        });
+        let ingest = Supervisor::start({
+            let (f, d) = (forecast.clone().recipient(), decision.clone().recipient());
+            let ctx = ctx.clone();
+            move |_| IngestActor::new(ctx, f, d)
         });
         let actors = ServiceActors {
             ingest,
@@ -70,6 +85,11 @@ impl ServiceSupervisor {
         .start();
         Ok((sup, actors))
     }
+}
+
+/// How long an actor waits before retrying a failed rebuild: 1 s doubling, at most a minute.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_secs((1u64 << attempt.min(6)).min(60))
 }
 
 impl Actor for ServiceSupervisor {

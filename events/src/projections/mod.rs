@@ -36,6 +36,7 @@ pub const TABLES: &[(&str, &[&str])] = &[
     ("cost_tracking", &["id"]),
     ("alert_logs", &["alert_id"]),
     ("dead_letters", &["position"]),
+    ("service_holds", &["service"]),
 ];
 
 /// Tables without a `doc` column (their rows are small and many): [`ReadModelStore::query`]

@@ -327,6 +327,33 @@ pub fn project(e: &RecordedEvent) -> Vec<RowOp> {
             ),
             service_state(&r.service, r.replicas, at, r.decision_id),
         ],
+        Event::RollbackFailed(r) => vec![status_patch(
+            "scaling_decisions",
+            r.decision_id,
+            "rolling_back",
+            at,
+            json!({"rollback_attempts_failed": r.attempt, "rollback_error": r.error,
+                   "rollback_next_attempt_at": r.next_attempt_at}),
+        )],
+        Event::DecisionExpired(d) => vec![status_patch(
+            "scaling_decisions",
+            d.decision_id,
+            "expired",
+            at,
+            json!({"expired_at": at, "waited_seconds": d.waited_seconds}),
+        )],
+        Event::DecisionHeld(h) => vec![RowOp {
+            kind: OpKind::Replace,
+            table: "service_holds",
+            key: vec![("service", text(&h.service))],
+            cols: vec![
+                ("code", text(&h.code)),
+                ("replicas", Val::Int(h.replicas as i64)),
+                ("since", Val::Time(at)),
+            ],
+            doc: json!({"service": h.service, "code": h.code, "reason": h.reason,
+                        "replicas": h.replicas, "since": at}),
+        }],
         Event::BusinessEventScheduled(b) => {
             let mut doc = serde_json::to_value(b).expect("serializable");
             doc["status"] = json!("scheduled");

@@ -33,7 +33,13 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        // a server that went away answers within seconds (callers degrade and retry), not after
+        // the 30 s default
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await?;
         Self::from_pool(pool).await
     }
 

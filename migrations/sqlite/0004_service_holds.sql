@@ -1,0 +1,8 @@
+-- Why each service's controller last held its replicas (projection of DecisionHeld).
+CREATE TABLE service_holds (
+    service   TEXT PRIMARY KEY,
+    code      TEXT NOT NULL,
+    replicas  INTEGER NOT NULL,
+    since     TEXT NOT NULL,
+    doc       TEXT NOT NULL
+);
