@@ -7,6 +7,8 @@ use std::path::Path;
 use actors::decision::ScalingPolicy;
 use actors::{ForecastSettings, IngestLimits, ReconcileSettings};
 use figment::Figment;
+
+use crate::services::Services;
 use figment::providers::{Env, Format, Toml};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +18,8 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    pub services: Vec<String>,
+    /// The services this instance scales: names, or a table per service (see `services`).
+    pub services: Services,
     pub database: DatabaseSettings,
     pub http: HttpSettings,
     pub kafka: KafkaSettings,
@@ -104,13 +107,18 @@ pub enum ConfigError {
     Parse(String),
     /// A value is out of its range.
     #[error("configuration: `{key}` {problem}")]
-    Invalid { key: &'static str, problem: String },
+    Invalid { key: String, problem: String },
 }
 
 impl Settings {
     /// Loads the layers (defaults, `file`, environment) and validates them.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         Self::load_with(file, Env::prefixed("PSCALER_").split("__"))
+    }
+
+    /// The layers without the environment (tests: nothing of the caller's variables leaks in).
+    pub fn load_isolated(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with(file, Env::prefixed("PSCALER_UNSET_IN_TESTS_"))
     }
 
     fn load_with(file: Option<&Path>, env: Env) -> Result<Settings, ConfigError> {
@@ -135,15 +143,24 @@ impl Settings {
 
     /// Range checks that types alone cannot express, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.services.is_empty() || self.services.iter().any(|s| s.trim().is_empty()) {
-            return bad("services", "must list at least one non-empty service name".into());
+        if self.services.is_empty() || self.services.0.keys().any(|s| s.trim().is_empty()) {
+            return bad(
+                "services",
+                "must name at least one service, each with a non-empty name".into(),
+            );
         }
         self.validate_stores()?;
-        validate_scaling(&self.scaling)?;
-        self.validate_models()?;
+        validate_scaling(&self.scaling, "scaling")?;
+        validate_models(&self.models, "models")?;
         validate_reconcile(&self.reconcile)?;
         validate_ingest(&self.ingest)?;
-        self.validate_execution()
+        self.validate_execution()?;
+        crate::services::plans(self).map(|_| ())
+    }
+
+    /// The configured service names, in order.
+    pub fn service_names(&self) -> Vec<String> {
+        self.services.names()
     }
 
     fn validate_stores(&self) -> Result<(), ConfigError> {
@@ -178,37 +195,6 @@ impl Settings {
         })
     }
 
-    fn validate_models(&self) -> Result<(), ConfigError> {
-        let m = &self.models;
-        if actors::forecast::by_name(&m.model).is_none() {
-            return bad(
-                "models.model",
-                format!(
-                    "`{}` is unknown (known: {})",
-                    m.model,
-                    actors::forecast::model_names().join(", ")
-                ),
-            );
-        }
-        if m.step_seconds <= 0 || m.horizon_minutes <= 0 || m.cadence_seconds <= 0 || m.history_seconds <= 0 {
-            return bad(
-                "models",
-                "step_seconds, horizon_minutes, cadence_seconds and history_seconds must be positive".into(),
-            );
-        }
-        check("models.min_points", m.min_points >= 1, || "must be at least 1".into())?;
-        if m.model_dir.as_os_str().is_empty() {
-            return bad("models.model_dir", "must name a folder".into());
-        }
-        if m.model_dir.exists() && !m.model_dir.is_dir() {
-            return bad(
-                "models.model_dir",
-                format!("(`{}`) exists and is not a folder", m.model_dir.display()),
-            );
-        }
-        Ok(())
-    }
-
     fn validate_execution(&self) -> Result<(), ConfigError> {
         if !EXECUTION_TARGETS.contains(&self.execution.target.as_str()) {
             return bad(
@@ -233,101 +219,133 @@ impl Settings {
     }
 }
 
-fn bad(key: &'static str, problem: String) -> Result<(), ConfigError> {
-    Err(ConfigError::Invalid { key, problem })
+fn bad(key: impl Into<String>, problem: String) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.into(),
+        problem,
+    })
 }
 
-fn check(key: &'static str, ok: bool, problem: impl FnOnce() -> String) -> Result<(), ConfigError> {
+fn check(key: impl Into<String>, ok: bool, problem: impl FnOnce() -> String) -> Result<(), ConfigError> {
     if ok { Ok(()) } else { bad(key, problem()) }
+}
+
+/// `[models]` (or a service's `models` overrides under `prefix`).
+pub(crate) fn validate_models(m: &ForecastSettings, prefix: &str) -> Result<(), ConfigError> {
+    if actors::forecast::by_name(&m.model).is_none() {
+        return bad(
+            format!("{prefix}.model"),
+            format!(
+                "`{}` is unknown (known: {})",
+                m.model,
+                actors::forecast::model_names().join(", ")
+            ),
+        );
+    }
+    if m.step_seconds <= 0 || m.horizon_minutes <= 0 || m.cadence_seconds <= 0 || m.history_seconds <= 0 {
+        return bad(
+            prefix,
+            "step_seconds, horizon_minutes, cadence_seconds and history_seconds must be positive".into(),
+        );
+    }
+    check(format!("{prefix}.min_points"), m.min_points >= 1, || {
+        "must be at least 1".into()
+    })?;
+    if m.model_dir.as_os_str().is_empty() {
+        return bad(format!("{prefix}.model_dir"), "must name a folder".into());
+    }
+    if m.model_dir.exists() && !m.model_dir.is_dir() {
+        return bad(
+            format!("{prefix}.model_dir"),
+            format!("(`{}`) exists and is not a folder", m.model_dir.display()),
+        );
+    }
+    Ok(())
 }
 
 fn in_unit(x: f64) -> bool {
     (0.0..=1.0).contains(&x)
 }
 
-/// `[scaling]`.
-fn validate_scaling(p: &ScalingPolicy) -> Result<(), ConfigError> {
-    check("scaling.max_replicas", p.max_replicas >= 1, || {
-        "must be at least 1".into()
-    })?;
-    check("scaling.min_replicas", p.min_replicas <= p.max_replicas, || {
-        format!(
-            "({}) must not exceed scaling.max_replicas ({})",
-            p.min_replicas, p.max_replicas
-        )
+/// `[scaling]` (or a service's `scaling` overrides under `prefix`).
+pub(crate) fn validate_scaling(p: &ScalingPolicy, prefix: &str) -> Result<(), ConfigError> {
+    let k = |name: &str| format!("{prefix}.{name}");
+    check(k("max_replicas"), p.max_replicas >= 1, || "must be at least 1".into())?;
+    check(k("min_replicas"), p.min_replicas <= p.max_replicas, || {
+        format!("({}) must not exceed max_replicas ({})", p.min_replicas, p.max_replicas)
     })?;
     check(
-        "scaling.target_utilization",
+        k("target_utilization"),
         p.target_utilization > 0.0 && p.target_utilization <= 1.0,
         || format!("({}) must be in (0, 1]", p.target_utilization),
     )?;
     check(
-        "scaling.capacity_per_replica",
+        k("capacity_per_replica"),
         p.capacity_per_replica.is_finite() && p.capacity_per_replica > 0.0,
         || format!("({}) must be a positive number", p.capacity_per_replica),
     )?;
-    check("scaling.warmup_s", p.warmup_s >= 0, || "must not be negative".into())?;
-    check("scaling.decision_interval_s", p.decision_interval_s > 0, || {
+    check(k("warmup_s"), p.warmup_s >= 0, || "must not be negative".into())?;
+    check(k("decision_interval_s"), p.decision_interval_s > 0, || {
         "must be positive".into()
     })?;
-    check("scaling.scale_down_cooldown_s", p.scale_down_cooldown_s >= 0, || {
+    check(k("scale_down_cooldown_s"), p.scale_down_cooldown_s >= 0, || {
         "must not be negative".into()
     })?;
-    check("scaling.max_step_up", p.max_step_up >= 1, || {
+    check(k("max_step_up"), p.max_step_up >= 1, || {
         format!(
             "({}) must be at least 1: a ramp must be able to add replicas",
             p.max_step_up
         )
     })?;
-    check("scaling.max_step_down", p.max_step_down >= 1, || {
+    check(k("max_step_down"), p.max_step_down >= 1, || {
         format!("({}) must be at least 1", p.max_step_down)
     })?;
     check(
-        "scaling.approval_threshold",
+        k("approval_threshold"),
         p.approval_threshold.is_none_or(|t| t >= 1),
         || "must be at least 1 replica (leave it out to approve nothing)".into(),
     )?;
-    check("scaling.stale_forecast_s", p.stale_forecast_s > 0, || {
+    check(k("stale_forecast_s"), p.stale_forecast_s > 0, || {
         "must be positive".into()
     })?;
-    check("scaling.stale_state_s", p.stale_state_s.is_none_or(|s| s > 0), || {
+    check(k("stale_state_s"), p.stale_state_s.is_none_or(|s| s > 0), || {
         "must be positive".into()
     })?;
     check(
-        "scaling.burst_factor",
+        k("burst_factor"),
         p.burst_factor.is_finite() && p.burst_factor > 1.0,
         || format!("({}) must be a number above 1", p.burst_factor),
     )?;
     check(
-        "scaling.spot_shares",
+        k("spot_shares"),
         !p.spot_shares.is_empty() && p.spot_shares.iter().all(|s| s.is_finite() && in_unit(*s)),
         || format!("({:?}) must list shares in [0, 1]", p.spot_shares),
     )?;
     check(
-        "scaling.violation_cost_per_minute",
+        k("violation_cost_per_minute"),
         p.violation_cost_per_minute.is_finite() && p.violation_cost_per_minute >= 0.0,
         || "must be a non-negative number".into(),
     )?;
     check(
-        "scaling.provisioning_quantile",
+        k("provisioning_quantile"),
         p.provisioning_quantile.is_none_or(|q| q > 0.0 && q < 1.0),
         || "must be in (0, 1)".into(),
     )?;
     check(
-        "scaling.knee_utilization",
+        k("knee_utilization"),
         p.knee_utilization > 0.0 && p.knee_utilization <= 1.0,
         || "must be in (0, 1]".into(),
     )?;
     let w = &p.weights;
     check(
-        "scaling.weights",
+        k("weights"),
         [w.cost, w.performance, w.stability, w.risk, w.transition]
             .iter()
             .all(|x| x.is_finite() && *x >= 0.0),
         || "must be non-negative numbers".into(),
     )?;
     check(
-        "scaling.prices",
+        k("prices"),
         p.prices.iter().all(|x| {
             x.vcpus.is_finite() && x.vcpus > 0.0 && x.on_demand_hourly.is_finite() && x.on_demand_hourly >= 0.0
         }),
@@ -388,7 +406,7 @@ mod tests {
     fn defaults_load_and_validate() {
         let s = Settings::load_with(None, env(&[])).unwrap();
         assert_eq!(s.database.url, "sqlite://data/pscaler.db");
-        assert_eq!(s.services, vec!["default"]);
+        assert_eq!(s.service_names(), vec!["default"]);
         assert_eq!(s.scaling.max_replicas, 200);
     }
 

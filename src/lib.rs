@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod explain;
 pub mod serve;
+pub mod services;
 pub mod simulate;
 pub mod telemetry;
 #[cfg(feature = "ml")]

@@ -78,12 +78,12 @@ fn main() -> anyhow::Result<()> {
         command => {
             telemetry::init_logging();
             let settings = Settings::load(cli.config.as_deref())?;
-            actix::System::new().block_on(run(command, settings))
+            actix::System::new().block_on(run(command, settings, cli.config))
         }
     }
 }
 
-async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+async fn run(command: Command, settings: Settings, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let url = settings.database.url.clone();
     let connect = || async {
         Backend::connect(&url)
@@ -91,7 +91,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             .with_context(|| format!("connecting to {}", serve::redact(&url)))
     };
     match command {
-        Command::Serve => serve::run(settings).await,
+        Command::Serve => serve::run(settings, config_file).await,
         Command::Migrate => {
             let b = connect().await?;
             println!("migrated {} database {}", b.kind, serve::redact(&url));

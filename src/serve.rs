@@ -1,11 +1,13 @@
 //! `serve`: the actor tree for the configured services, the projector, and the HTTP API.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
-use actors::execution::SimulatedCluster;
-use actors::supervisor::{RootSupervisor, StartService};
+use actix::{Actor, Addr};
+use actors::execution::{ScaleTarget, SimulatedCluster};
+use actors::supervisor::{RootSupervisor, StartService, StopService};
 use actors::{ReconcileSettings, ServiceContext, StatusBoard, SystemClock};
 use anyhow::Context as _;
 use events::projections::Projector;
@@ -13,9 +15,11 @@ use events::projections::Projector;
 use crate::api::{self, AppState};
 use crate::backend::Backend;
 use crate::config::Settings;
+use crate::services::ServicePlan;
 
-/// Runs until the HTTP server stops (SIGINT/SIGTERM).
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+/// Runs until the HTTP server stops (SIGINT/SIGTERM). On SIGHUP it reads the configuration
+/// again (`config_file` and the environment) and starts, stops or restarts services to match.
+pub async fn run(settings: Settings, config_file: Option<PathBuf>) -> anyhow::Result<()> {
     let backend = Backend::connect(&settings.database.url)
         .await
         .with_context(|| format!("connecting to {}", redact(&settings.database.url)))?;
@@ -30,28 +34,18 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         Duration::from_millis(500),
     );
     let clock = Arc::new(SystemClock);
-    let root = RootSupervisor::default().start();
-    let cluster = scale_target(&settings, clock.clone()).await?;
-    let status = StatusBoard::default();
-    let reconcile = ReconcileSettings {
-        timer: true,
-        ..settings.reconcile.clone()
+    let runtime = Runtime {
+        root: RootSupervisor::default().start(),
+        backend: backend.clone(),
+        clock: clock.clone(),
+        target: scale_target(&settings, clock).await?,
+        status: StatusBoard::default(),
+        running: BTreeMap::new(),
     };
-    for service in &settings.services {
-        let ctx = ServiceContext {
-            service: service.clone(),
-            store: backend.store.clone(),
-            metrics: backend.metrics.clone(),
-            clock: clock.clone(),
-            target: cluster.clone(),
-            forecast: settings.models.clone(),
-            policy: settings.scaling.clone(),
-            reconcile: reconcile.clone(),
-            ingest: settings.ingest_limits(),
-            status: status.clone(),
-        };
-        root.send(StartService(ctx)).await??;
-    }
+    let (root, status) = (runtime.root.clone(), runtime.status.clone());
+    let runtime = Arc::new(tokio::sync::Mutex::new(runtime));
+    runtime.lock().await.apply(&settings).await?;
+    reload_on_hangup(runtime.clone(), config_file);
     retention_task(backend.clone(), settings.database.metrics_retention_days);
     let _relay = (!settings.kafka.brokers.trim().is_empty())
         .then(|| -> anyhow::Result<_> {
@@ -75,7 +69,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     };
     tracing::info!(
         bind = %settings.http.bind,
-        services = ?settings.services,
+        services = ?settings.service_names(),
         model = %settings.models.model,
         model_dir = %settings.models.model_dir.display(),
         "serving"
@@ -88,24 +82,116 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The scale target `execution.target` names.
-async fn scale_target(
-    settings: &Settings,
+/// The services this process runs, as configured.
+struct Runtime {
+    root: Addr<RootSupervisor>,
+    backend: Backend,
     clock: Arc<SystemClock>,
-) -> anyhow::Result<Arc<dyn actors::execution::ScaleTarget>> {
+    target: Target,
+    status: StatusBoard,
+    running: BTreeMap<String, ServicePlan>,
+}
+
+/// The scale target, and the simulated cluster behind it when that is the one configured
+/// (services added at run time are registered with it).
+struct Target {
+    target: Arc<dyn ScaleTarget>,
+    simulated: Option<Arc<SimulatedCluster>>,
+}
+
+impl Runtime {
+    /// Starts the configured services that do not run, stops those no longer configured, and
+    /// restarts those whose plan changed (their state is folded from the log again).
+    async fn apply(&mut self, settings: &Settings) -> anyhow::Result<()> {
+        let plans = crate::services::plans(settings)?;
+        let wanted: BTreeMap<String, ServicePlan> = plans.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let stale: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(name, plan)| wanted.get(*name) != Some(*plan))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            self.root.send(StopService(name.clone())).await?;
+            self.running.remove(&name);
+        }
+        let reconcile = ReconcileSettings {
+            timer: true,
+            ..settings.reconcile.clone()
+        };
+        for (name, plan) in wanted {
+            if self.running.contains_key(&name) {
+                continue;
+            }
+            if let Some(sim) = &self.target.simulated {
+                sim.add_service(&name, plan.initial_replicas);
+            }
+            let ctx = ServiceContext {
+                service: name.clone(),
+                store: self.backend.store.clone(),
+                metrics: self.backend.metrics.clone(),
+                clock: self.clock.clone(),
+                target: self.target.target.clone(),
+                forecast: plan.forecast.clone(),
+                policy: plan.policy.clone(),
+                reconcile: reconcile.clone(),
+                ingest: settings.ingest_limits(),
+                status: self.status.clone(),
+            };
+            self.root.send(StartService(ctx)).await??;
+            tracing::info!(service = %name, "service started");
+            self.running.insert(name, plan);
+        }
+        Ok(())
+    }
+}
+
+/// SIGHUP: read the configuration again and apply it; a configuration that does not load is
+/// logged and changes nothing.
+fn reload_on_hangup(runtime: Arc<tokio::sync::Mutex<Runtime>>, file: Option<PathBuf>) {
+    #[cfg(unix)]
+    actix::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: configuration reload disabled");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let applied = match Settings::load(file.as_deref()) {
+                Ok(settings) => runtime.lock().await.apply(&settings).await,
+                Err(e) => Err(e.into()),
+            };
+            match applied {
+                Ok(()) => tracing::info!("configuration reloaded"),
+                Err(e) => tracing::error!(error = %e, "configuration not reloaded; the running services are unchanged"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (runtime, file);
+}
+
+/// The scale target `execution.target` names.
+async fn scale_target(settings: &Settings, clock: Arc<SystemClock>) -> anyhow::Result<Target> {
     match settings.execution.target.as_str() {
         #[cfg(feature = "kubernetes")]
         "kubernetes" => {
             let k = &settings.kubernetes;
             let t = actors::execution::KubernetesTarget::connect(&k.namespace, k.in_cluster, &k.kubeconfig).await?;
-            Ok(Arc::new(t))
+            Ok(Target {
+                target: Arc::new(t),
+                simulated: None,
+            })
         }
         _ => {
-            let mut cluster = SimulatedCluster::new(clock, chrono::Duration::seconds(settings.scaling.warmup_s));
-            for s in &settings.services {
-                cluster = cluster.with_service(s, settings.execution.initial_replicas);
-            }
-            Ok(Arc::new(cluster))
+            let cluster = Arc::new(SimulatedCluster::new(
+                clock,
+                chrono::Duration::seconds(settings.scaling.warmup_s),
+            ));
+            Ok(Target {
+                target: cluster.clone(),
+                simulated: Some(cluster),
+            })
         }
     }
 }

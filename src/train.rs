@@ -138,7 +138,7 @@ fn unused_by_serve(args: &Args, settings: &Settings, step_s: i64) -> Vec<String>
         out.push(format!(
             "`{}` is not among the configured services ({})",
             args.service,
-            settings.services.join(", ")
+            settings.service_names().join(", ")
         ));
     }
     if settings.models.model != training::LGBM {

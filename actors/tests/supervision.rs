@@ -182,3 +182,52 @@ async fn root_start(ctx: ServiceContext) -> actors::supervisor::ServiceActors {
         .unwrap()
         .unwrap()
 }
+
+#[actix::test]
+async fn a_stopped_service_lets_its_actors_go_and_can_start_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(
+        SqliteStore::connect(dir.path().join("s.db").to_str().unwrap())
+            .await
+            .unwrap(),
+    );
+    let clock = ManualClock::at(at(0));
+    let cluster = Arc::new(SimulatedCluster::new(Arc::new(clock.clone()), Duration::minutes(3)).with_service("api", 2));
+    let mut ctx = context("api", db.clone(), db.clone(), Arc::new(clock.clone()), cluster);
+    ctx.reconcile.timer = true; // a wall-clock timer, which stopping must cancel
+    ctx.reconcile.interval_s = 1;
+    let root = RootSupervisor::default().start();
+    let a = root.send(StartService(ctx.clone())).await.unwrap().unwrap();
+    let (wi, wd, wf, we) = (
+        a.ingest.downgrade(),
+        a.decision.downgrade(),
+        a.forecast.downgrade(),
+        a.execution.downgrade(),
+    );
+    drop(a);
+    assert!(root.send(actors::supervisor::StopService("api".into())).await.unwrap());
+    assert!(
+        !root.send(actors::supervisor::StopService("api".into())).await.unwrap(),
+        "not running any more"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wi.upgrade().is_some() || wd.upgrade().is_some() || wf.upgrade().is_some() || we.upgrade().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the actors of a stopped service are gone"
+        );
+        actix::clock::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        root.send(actors::supervisor::Lookup("api".into()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let again = root.send(StartService(ctx)).await.unwrap().unwrap();
+    assert_eq!(
+        again.decision.send(actors::messages::Generation).await.unwrap(),
+        1,
+        "started anew"
+    );
+}

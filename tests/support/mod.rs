@@ -53,7 +53,13 @@ pub fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 /// `serve` on `db` and `port` with test settings (the snaive model, ten load per replica, one
 /// evaluation and at most one forecast a second) and `env` on top; returns once it is live.
 pub fn serve(db: &str, port: u16, env: &[(&str, &str)]) -> Child {
+    serve_args(db, port, env, &[])
+}
+
+/// As [`serve`], with `args` (e.g. `--config FILE`) before the subcommand.
+pub fn serve_args(db: &str, port: u16, env: &[(&str, &str)], args: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_predictive-scaler"))
+        .args(args)
         .arg("serve")
         .env("PSCALER_DATABASE__URL", db)
         .env("PSCALER_HTTP__BIND", format!("127.0.0.1:{port}"))

@@ -47,6 +47,10 @@ pub struct DecisionActor {
     state: DecisionState,
     snapshots: Snapshots,
     ready: bool,
+    /// The loop's timer (in `serve`).
+    timer: Option<SpawnHandle>,
+    /// The service was stopped: no more evaluations.
+    retired: bool,
     generation: u32,
 }
 
@@ -59,6 +63,8 @@ impl DecisionActor {
             state: DecisionState::default(),
             snapshots: Snapshots::default(),
             ready: false,
+            timer: None,
+            retired: false,
             generation: 0,
         }
     }
@@ -116,7 +122,7 @@ impl DecisionActor {
 
     /// In `serve`: one evaluation every `reconcile.interval_s`, the first after an offset
     /// derived from the service name, so that many services do not all tick at once.
-    fn start_timer(&self, ctx: &mut Context<Self>) {
+    fn start_timer(&mut self, ctx: &mut Context<Self>) {
         if !self.ctx.reconcile.timer {
             return;
         }
@@ -127,12 +133,14 @@ impl DecisionActor {
             .bytes()
             .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
             % (every.as_millis() as u64).max(1);
-        ctx.run_later(std::time::Duration::from_millis(offset), move |_, ctx| {
-            ctx.run_interval(every, |act, ctx| {
-                let now = act.ctx.clock.now();
-                ctx.notify(Reconcile { now });
-            });
-        });
+        self.timer = Some(
+            ctx.run_later(std::time::Duration::from_millis(offset), move |act, ctx| {
+                act.timer = Some(ctx.run_interval(every, |act, ctx| {
+                    let now = act.ctx.clock.now();
+                    ctx.notify(Reconcile { now });
+                }));
+            }),
+        );
     }
 }
 
@@ -168,6 +176,12 @@ impl Handler<Reconcile> for DecisionActor {
     type Result = AtomicResponse<Self, Result<Outcome, ActorError>>;
 
     fn handle(&mut self, msg: Reconcile, _: &mut Self::Context) -> Self::Result {
+        if self.retired {
+            let outcome = Outcome::NotReady {
+                reason: format!("service `{}` was stopped", self.ctx.service),
+            };
+            return AtomicResponse::new(Box::pin(fut::ready(Ok(outcome))));
+        }
         if !self.ready {
             let reason = "the decision actor's state is not rebuilt yet".to_string();
             let outcome = Outcome::NotReady { reason };
@@ -368,6 +382,18 @@ impl Handler<Reject> for DecisionActor {
                 res
             }),
         ))
+    }
+}
+
+impl Handler<crate::supervisor::Retire> for DecisionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: crate::supervisor::Retire, ctx: &mut Self::Context) {
+        if let Some(t) = self.timer.take() {
+            ctx.cancel_future(t);
+        }
+        self.retired = true;
+        self.ctx.status.remove(&self.ctx.service);
     }
 }
 

@@ -40,12 +40,18 @@ impl SimulatedCluster {
 
     /// Registers a service with `replicas` already ready.
     pub fn with_service(self, service: &str, replicas: u32) -> Self {
+        self.add_service(service, replicas);
+        self
+    }
+
+    /// Registers a service at run time with `replicas` already ready (no change if it is known).
+    pub fn add_service(&self, service: &str, replicas: u32) {
         let now = self.clock.now();
         self.services
             .lock()
             .expect("poisoned")
-            .insert(service.to_string(), vec![now; replicas as usize]);
-        self
+            .entry(service.to_string())
+            .or_insert_with(|| vec![now; replicas as usize]);
     }
 
     /// Makes the next `n` scale calls fail (for tests of failure handling).

@@ -142,6 +142,31 @@ impl Handler<StartService> for RootSupervisor {
     }
 }
 
+/// Stops the actors of a service (answers whether it ran): the decision actor stops its
+/// timer, the addresses are dropped, and the actors stop once nothing refers to them; the
+/// log keeps everything they appended, and starting the service again folds it back.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct StopService(pub String);
+
+impl Handler<StopService> for RootSupervisor {
+    type Result = bool;
+
+    fn handle(&mut self, msg: StopService, _: &mut Self::Context) -> bool {
+        let Some((_, actors)) = self.services.remove(&msg.0) else {
+            return false;
+        };
+        actors.decision.do_send(Retire);
+        tracing::info!(service = %msg.0, "service stopped");
+        true
+    }
+}
+
+/// Tells a decision actor that its service is stopped: it stops its timer and decides no more.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
 /// The actors of one service, if it runs.
 #[derive(Message)]
 #[rtype(result = "Option<ServiceActors>")]
