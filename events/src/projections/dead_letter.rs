@@ -21,7 +21,7 @@ pub const DEAD_LETTERS_TOTAL: &str = "pscaler_projection_dead_letters_total";
 pub const DEAD_LETTER_ALERT: &str = "projection_dead_letter";
 
 /// Namespace of dead-letter alert ids (UUID v5 of the position).
-const ALERT_NAMESPACE: Uuid = Uuid::from_u128(0x5c0d_e1e7_7e55_4a1a_9d4b_0dead1e77e55);
+const ALERT_NAMESPACE: Uuid = Uuid::from_u128(0x5c0d_e1e7_7e55_4a1a_9d4b_0dea_d1e7_7e55);
 
 /// The id of the alert raised for the dead letter at `position`: the same on every replay.
 pub fn dead_letter_alert_id(position: u64) -> Uuid {
