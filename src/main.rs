@@ -117,8 +117,10 @@ async fn run(command: Command, settings: Settings, config_file: Option<PathBuf>)
                 .query(&events::projections::DocQuery::new("dead_letters", "position").limit(1000))
                 .await?;
             if !letters.is_empty() {
+                let more = if letters.len() == 1000 { " or more" } else { "" };
                 println!(
-                    "{} event(s) could not be projected and were dead-lettered (read model `dead_letters`), newest at position {}",
+                    "{}{more} event(s) could not be projected and were dead-lettered (read model `dead_letters`), \
+                     the newest at log position {}",
                     letters.len(),
                     letters[0]["position"]
                 );

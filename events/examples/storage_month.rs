@@ -259,6 +259,14 @@ async fn sqlite() -> Result<(), Box<dyn std::error::Error>> {
         .fetch_all(store.pool())
         .await
         .unwrap_or_default();
+    let payloads: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT event_type, COUNT(*), AVG(LENGTH(payload)) FROM events GROUP BY event_type ORDER BY 2 DESC",
+    )
+    .fetch_all(store.pool())
+    .await?;
+    for (event_type, n, avg) in &payloads {
+        println!("  {n:>6} {event_type:<20} payload {avg:>6.0} bytes on average");
+    }
     sqlx::query("VACUUM").execute(store.pool()).await?;
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(store.pool())
@@ -275,33 +283,38 @@ async fn sqlite() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn postgres(url: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let store = Arc::new(PgStore::connect(url).await?);
-    println!("PostgreSQL ({})", url.rsplit('/').next().unwrap_or(url));
-    fill(store.clone()).await?;
-    sqlx::query("VACUUM ANALYZE").execute(store.pool()).await?;
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT c.relname::TEXT, pg_total_relation_size(c.oid) FROM pg_class c \
+/// Every relation of the schema (metrics with its partitions), largest first, with its
+/// indexes and TOAST.
+async fn relation_sizes(store: &PgStore) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT c.relname::TEXT, (pg_total_relation_size(c.oid) + COALESCE((SELECT SUM(pg_total_relation_size(i.inhrelid)) \
+         FROM pg_inherits i WHERE i.inhparent = c.oid), 0))::BIGINT AS bytes FROM pg_class c \
          JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
          ORDER BY 2 DESC",
     )
     .fetch_all(store.pool())
-    .await?;
-    let partitions: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(SUM(pg_total_relation_size(inhrelid)), 0)::BIGINT FROM pg_inherits \
-         WHERE inhparent = 'metrics'::regclass",
-    )
-    .fetch_one(store.pool())
-    .await?;
-    let total: i64 = rows.iter().map(|r| r.1).sum::<i64>() + partitions;
+    .await
+}
+
+async fn postgres(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Arc::new(PgStore::connect(url).await?);
+    println!("PostgreSQL ({})", url.rsplit('/').next().unwrap_or(url));
+    fill(store.clone()).await?;
+    sqlx::query("VACUUM ANALYZE").execute(store.pool()).await?;
+    let vacuumed = relation_sizes(&store).await?;
+    // VACUUM FULL: the live data, what autovacuum converges to once dead rows are reused.
+    sqlx::query("VACUUM FULL").execute(store.pool()).await?;
+    let full = relation_sizes(&store).await?;
+    let total = |rows: &[(String, i64)]| rows.iter().map(|r| r.1).sum::<i64>();
     println!(
-        "  relations (tables with their indexes and TOAST), after VACUUM: {} in all",
-        mb(total)
+        "  relations with their indexes and TOAST: {} after VACUUM, {} after VACUUM FULL (live data)",
+        mb(total(&vacuumed)),
+        mb(total(&full))
     );
-    for (name, bytes) in rows.iter().filter(|r| r.1 > 16_384) {
-        let bytes = if name == "metrics" { bytes + partitions } else { *bytes };
-        println!("    {name:<40} {}", mb(bytes));
+    for (name, bytes) in full.iter().filter(|r| r.1 > 16_384) {
+        let before = vacuumed.iter().find(|r| &r.0 == name).map_or(0, |r| r.1);
+        println!("    {name:<40} {:>10} ({} after VACUUM)", mb(*bytes), mb(before));
     }
     Ok(())
 }
