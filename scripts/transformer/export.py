@@ -18,6 +18,7 @@ import torch
 
 import layout
 from model import PatchForecaster
+from train import prepare_rows
 
 OPSET = 17
 
@@ -82,12 +83,15 @@ def fixture_inputs(seed: int) -> list[tuple[str, np.ndarray, int]]:
 def fixtures(model: torch.nn.Module, sess: ort.InferenceSession, seed: int) -> tuple[list, float]:
     out, worst = [], 0.0
     for name, x, step in fixture_inputs(seed):
-        z, feat, loc, scale = layout.prepare(x, step)
+        z, feat, loc, scale, flat = layout.prepare(x, step)
+        # training's vectorized preparation gives the same window
+        zt, _, _ = prepare_rows(layout.blocks(x, layout.agg_of(step), layout.CONTEXT)[None])
+        assert np.abs(zt[0] - z).max() <= 1e-5 * max(1.0, float(np.abs(z).max())), name
         with torch.no_grad():
             q = model(torch.from_numpy(z)[None], torch.tensor([[feat]]))[0].numpy()
         qo = sess.run(None, {"context": z[None], "step": np.array([[feat]], dtype=np.float32)})[0][0]
         worst = max(worst, float(np.abs(q - qo).max()))
-        values = layout.to_leads(q, loc, scale, step, layout.reach(step))
+        values = layout.to_leads(q, loc, scale, step, layout.reach(step), flat)
         out.append({
             "name": name,
             "step_s": step,
@@ -96,6 +100,7 @@ def fixtures(model: torch.nn.Module, sess: ort.InferenceSession, seed: int) -> t
             "step_feature": float(feat),
             "loc": loc,
             "scale": scale,
+            "flat": flat,
             "quantiles_z": [[float(v) for v in row] for row in q],
             "p10": [float(v) for v in values[0]],
             "p50": [float(v) for v in values[1]],

@@ -14,7 +14,8 @@ Input: a history on a regular grid ending at the origin (NaN = missing), the gri
    1e-4 * mean |x|, 1e-9); z = (x - loc) / scale, as float32.
 5. The step input: log2(agg * step / 300), as float32.
 Output: quantiles[b, q, j] (q = p10, p50, p90; j = 1..HORIZON model steps) in z units;
-value = loc + scale * z. Grid lead k (1-based) reads model step ceil(k / agg).
+value = loc + scale * z. Grid lead k (1-based) reads model step ceil(k / agg). A flat context
+(every value equal) gives the model nothing to read: the forecast is that value, no width.
 """
 
 import math
@@ -85,21 +86,23 @@ def normalize(c: np.ndarray) -> tuple[np.ndarray, float, float]:
 
 
 def prepare(x: np.ndarray, step_s: int):
-    """(z [CONTEXT] float32, step feature, loc, scale) or None when nothing is finite."""
+    """(z [CONTEXT] float32, step feature, loc, scale, flat) or None when nothing is finite."""
     agg = agg_of(step_s)
     c = fill(blocks(np.asarray(x, dtype=np.float64), agg, CONTEXT))
     if c is None:
         return None
     z, loc, scale = normalize(c)
-    return z, np.float32(step_feature(step_s)), loc, scale
+    return z, np.float32(step_feature(step_s)), loc, scale, bool((c == c[0]).all())
 
 
-def to_leads(q: np.ndarray, loc: float, scale: float, step_s: int, horizon: int) -> np.ndarray:
+def to_leads(q: np.ndarray, loc: float, scale: float, step_s: int, horizon: int, flat: bool = False) -> np.ndarray:
     """[3, HORIZON] model outputs (z units) -> [3, leads] values for grid leads 1..horizon
     (at most HORIZON * agg)."""
     agg = agg_of(step_s)
     lead = np.arange(1, horizon + 1)
     j = (lead + agg - 1) // agg - 1
+    if flat:
+        return np.full((3, horizon), loc)
     return loc + scale * q[:, j].astype(np.float64)
 
 

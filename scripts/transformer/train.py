@@ -62,13 +62,19 @@ class Windows:
         start = rows[:, 0].astype(np.int64)
         ctx = self.big[start[:, None] + np.arange(CONTEXT)]
         tgt = self.big[start[:, None] + CONTEXT + np.arange(HORIZON)]
-        ctx = fill_rows(ctx)
-        loc = ctx.mean(axis=1, keepdims=True)
-        std = np.sqrt(((ctx - loc) ** 2).mean(axis=1, keepdims=True))
-        scale = np.maximum(np.maximum(std, 1e-4 * np.abs(ctx).mean(axis=1, keepdims=True)), 1e-9)
-        z = ((ctx - loc) / scale).astype(np.float32)
+        z, loc, scale = prepare_rows(ctx)
         tz = np.clip((tgt - loc) / scale, -50, 50).astype(np.float32)
         return torch.from_numpy(z), torch.from_numpy(rows[:, 1:2].astype(np.float32)), torch.from_numpy(tz)
+
+
+def prepare_rows(ctx: np.ndarray):
+    """layout.prepare's fill and normalization, vectorized over rows of block means:
+    (z float32, loc [B, 1], scale [B, 1]). export.py checks it against layout.prepare."""
+    ctx = fill_rows(ctx)
+    loc = ctx.mean(axis=1, keepdims=True)
+    std = np.sqrt(((ctx - loc) ** 2).mean(axis=1, keepdims=True))
+    scale = np.maximum(np.maximum(std, 1e-4 * np.abs(ctx).mean(axis=1, keepdims=True)), 1e-9)
+    return ((ctx - loc) / scale).astype(np.float32), loc, scale
 
 
 def fill_rows(c: np.ndarray) -> np.ndarray:

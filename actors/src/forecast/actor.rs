@@ -29,7 +29,6 @@ pub struct ForecastActor {
     /// The registry version in use, if any.
     model_version: Option<String>,
     /// The registry's current version id when last looked at (used or refused).
-    #[cfg_attr(not(feature = "ml"), allow(dead_code))]
     seen_version: Option<String>,
     history: VecDeque<(i64, f64)>,
     last_forecast_at: Option<DateTime<Utc>>,
@@ -74,8 +73,48 @@ impl ForecastActor {
         let Some(reg) = self.registry.clone() else { return };
         #[cfg(feature = "ml")]
         self.refresh_from(&reg, force);
-        #[cfg(not(feature = "ml"))]
-        let _ = (reg, force);
+        self.refresh_transformer(&reg, force);
+    }
+
+    /// `transformer` and `ensemble` run the registry's current transformer version (an ONNX
+    /// file offered by `train --model transformer`) when there is one, the shipped model otherwise.
+    fn refresh_transformer(&mut self, reg: &ModelRegistry, force: bool) {
+        use super::transformer::{ModelChoice, Transformer, versions};
+        let name = self.ctx.forecast.model.clone();
+        if name != "transformer" && name != "ensemble" {
+            return;
+        }
+        let service = self.ctx.service.clone();
+        let current = reg.current_version(&service, versions::TRANSFORMER).ok().flatten();
+        if !force && current == self.seen_version {
+            return;
+        }
+        self.seen_version = current;
+        match versions::current(reg, &service) {
+            Ok(Some((version, m))) => {
+                tracing::info!(%service, %version, "forecast: using transformer registry version");
+                let m = ModelChoice::Loaded(m);
+                self.model = if name == "transformer" {
+                    Box::new(Transformer { model: m })
+                } else {
+                    Box::new(super::Ensemble {
+                        transformer: Some(m),
+                        ..Default::default()
+                    })
+                };
+                self.model_version = Some(version);
+            }
+            Ok(None) => {
+                if self.model_version.take().is_some()
+                    && let Some(m) = by_name(&name)
+                {
+                    self.model = m;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "transformer registry version not usable; keeping the model in use")
+            }
+        }
     }
 
     #[cfg(feature = "ml")]

@@ -6,7 +6,7 @@ use events::vocabulary::ModelTrained;
 
 use super::lgbm::{self, LgbmArtifact};
 use super::{fallback, prepare};
-use crate::forecast::registry::{HoldoutMetrics, ModelMeta, ModelRegistry, RegistryError};
+use crate::forecast::registry::{HoldoutMetrics, ModelMeta, ModelRegistry, Offer, RegistryError};
 use crate::forecast::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
 
 /// The model name LightGBM versions are stored under.
@@ -170,11 +170,20 @@ pub fn train_and_offer(
     if let Some(e) = score_err {
         return Err(e.into());
     }
+    let event = trained_event(&offer, horizon as i64 * step_s / 60);
+    Ok(Trained {
+        event,
+        meta: offer.meta,
+    })
+}
+
+/// The `ModelTrained` event that records an offer (`horizon_minutes`: the scored horizon).
+pub(crate) fn trained_event(offer: &Offer, horizon_minutes: i64) -> ModelTrained {
     let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or_default();
     let m = &offer.meta;
-    let event = ModelTrained {
-        service: service.to_string(),
-        model: LGBM.to_string(),
+    ModelTrained {
+        service: m.service.clone(),
+        model: m.model.clone(),
         model_version: m.version.clone(),
         previous_version: offer.previous.as_ref().map(|(v, _)| v.clone()),
         feature_set_hash: m.feature_set_hash.clone(),
@@ -182,7 +191,7 @@ pub fn train_and_offer(
         trained_to: at(m.trained_to),
         holdout_start: at(m.holdout_start),
         holdout_end: at(m.holdout_end),
-        horizon_minutes: (horizon as i64 * step_s) / 60,
+        horizon_minutes,
         mae: m.metrics.mae,
         mape: m.metrics.mape,
         rmse: m.metrics.rmse,
@@ -191,11 +200,7 @@ pub fn train_and_offer(
         previous_mae: offer.previous.as_ref().map(|(_, s)| s.mae),
         promoted: offer.promoted,
         points: m.metrics.points,
-    };
-    Ok(Trained {
-        event,
-        meta: offer.meta,
-    })
+    }
 }
 
 #[cfg(test)]
