@@ -101,8 +101,8 @@ fn rust_outputs_equal_the_python_reference_outputs() {
         }
         // and through the model interface: the same values (clamped at zero, ordered)
         let path = model.forecast(&t, &y, step, h).unwrap();
-        for k in 0..h {
-            assert!(close(path.p50[k], want[1][k].max(0.0), 1e-4), "{name}: forecast p50");
+        for (got, want) in path.p50.iter().zip(&want[1]) {
+            assert!(close(*got, want.max(0.0), 1e-4), "{name}: forecast p50 {got} vs {want}");
         }
     }
 }

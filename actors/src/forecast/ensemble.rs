@@ -105,14 +105,7 @@ impl Forecaster for Ensemble {
         let plan = ReplayPlan::for_horizon(horizon, step_s);
         let max_len = horizon + plan.count * plan.stride + (PROFILE_WEEKS + 1) * week + day;
         let grid = regularize(t, y, step_s, max_len);
-        let mut notes = Vec::new();
-        if grid.missing + grid.non_finite + grid.filled > 0 {
-            notes.push(format!(
-                "history: {} gap points filled, {} missing, {} non-finite values dropped",
-                grid.filled, grid.missing, grid.non_finite
-            ));
-        }
-        notes.extend(grid.duplicate_note());
+        let mut notes = grid.history_notes();
         let (sums, counts) = components::running_sums(&grid.x);
         let ctx = Ctx {
             x: &grid.x,

@@ -158,21 +158,41 @@ pub fn train_and_offer(
     };
     let mut score_err = None;
     let offer = registry.offer(meta, &text, |cur, art| {
-        match FrozenLgbm::from_artifact(&cur.version, art) {
-            Ok(old) => score_holdout(&old, &grid_t, &p.x, step_s, horizon, end + 1).unwrap_or_else(|e| {
-                score_err = Some(e);
-                HoldoutMetrics::default()
-            }),
-            // an unreadable current version loses to any scored one
-            Err(_) => HoldoutMetrics::default(),
-        }
+        score_current(FrozenLgbm::from_artifact(&cur.version, art), &mut score_err, |old| {
+            score_holdout(&old, &grid_t, &p.x, step_s, horizon, end + 1)
+        })
     })?;
+    recorded(offer, score_err, horizon as i64 * step_s / 60)
+}
+
+/// The current version's score on the new holdout window: an unloadable current version loses
+/// to any scored one; a scoring error is kept in `err` (the offer then fails with it).
+pub(crate) fn score_current<M, E>(
+    loaded: Result<M, E>,
+    err: &mut Option<ForecastError>,
+    score: impl FnOnce(M) -> Result<HoldoutMetrics, ForecastError>,
+) -> HoldoutMetrics {
+    match loaded.map(score) {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            *err = Some(e);
+            HoldoutMetrics::default()
+        }
+        Err(_) => HoldoutMetrics::default(),
+    }
+}
+
+/// What an offer did, with its `ModelTrained` event, or the error scoring the current version met.
+pub(crate) fn recorded(
+    offer: Offer,
+    score_err: Option<ForecastError>,
+    horizon_minutes: i64,
+) -> Result<Trained, TrainError> {
     if let Some(e) = score_err {
         return Err(e.into());
     }
-    let event = trained_event(&offer, horizon as i64 * step_s / 60);
     Ok(Trained {
-        event,
+        event: trained_event(&offer, horizon_minutes),
         meta: offer.meta,
     })
 }

@@ -46,14 +46,7 @@ struct Ready {
 fn ready(job: &Job) -> Result<Ready, ForecastError> {
     validate(job.t, job.y, job.step_s, job.horizon)?;
     let grid = regularize(job.t, job.y, job.step_s, layout::CONTEXT * layout::agg_of(job.step_s));
-    let mut notes = Vec::new();
-    if grid.missing + grid.non_finite + grid.filled > 0 {
-        notes.push(format!(
-            "history: {} gap points interpolated, {} missing (filled from the previous value), {} non-finite values dropped",
-            grid.filled, grid.missing, grid.non_finite
-        ));
-    }
-    notes.extend(grid.duplicate_note());
+    let mut notes = grid.history_notes();
     let need = layout::CONTEXT * layout::agg_of(job.step_s);
     if grid.x.len() < need {
         notes.push(format!(

@@ -6,8 +6,8 @@ use super::layout::LAYOUT;
 use super::runtime::OnnxModel;
 use super::versions::version_of;
 use super::{ModelChoice, Transformer};
-use crate::forecast::models::training::{TrainError, Trained, score_holdout, trained_event};
-use crate::forecast::registry::{HoldoutMetrics, ModelMeta, ModelRegistry, ONNX_FILE};
+use crate::forecast::models::training::{TrainError, Trained, recorded, score_current, score_holdout};
+use crate::forecast::registry::{ModelMeta, ModelRegistry, ONNX_FILE};
 
 pub use super::versions::TRANSFORMER;
 use crate::forecast::steps_of;
@@ -54,21 +54,8 @@ pub fn offer_onnx(
     };
     let mut score_err = None;
     let offer = registry.offer_file(meta, ONNX_FILE, bytes, |cur, art| {
-        match OnnxModel::load(art, &format!("registry version {}", cur.version)) {
-            Ok(old) => score(ModelChoice::Loaded(old)).unwrap_or_else(|e| {
-                score_err = Some(e);
-                HoldoutMetrics::default()
-            }),
-            // an unusable current version loses to any scored one
-            Err(_) => HoldoutMetrics::default(),
-        }
+        let old = OnnxModel::load(art, &format!("registry version {}", cur.version));
+        score_current(old, &mut score_err, |old| score(ModelChoice::Loaded(old)))
     })?;
-    if let Some(e) = score_err {
-        return Err(e.into());
-    }
-    let event = trained_event(&offer, horizon as i64 * step_s / 60);
-    Ok(Trained {
-        event,
-        meta: offer.meta,
-    })
+    recorded(offer, score_err, horizon as i64 * step_s / 60)
 }
