@@ -124,6 +124,9 @@ pub fn write_backtest(
         let started = Instant::now();
         let jobs: Vec<Job> = origins.iter().map(|&o| Job { origin: o, horizon: h }).collect();
         let paths = run_jobs(model, s, &jobs)?;
+        if let Some(note) = forecast::transformer::unavailable_note(&paths) {
+            eprintln!("{}: {note}", s.name);
+        }
         for (job, path) in jobs.iter().zip(&paths) {
             let o = s.t[job.origin];
             let origin = series::format_time(o);

@@ -75,30 +75,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     let chunk = args.series.div_ceil(threads);
     let (failures, missing): (usize, Option<String>) = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            data.chunks(chunk)
-                .map(|part| {
-                    let model = &model;
-                    scope.spawn(move || {
-                        let jobs: Vec<forecast::Job> = part
-                            .iter()
-                            .map(|(t, y)| forecast::Job {
-                                t,
-                                y,
-                                step_s: args.step_seconds,
-                                horizon,
-                            })
-                            .collect();
-                        let results = model.forecast_batch(&jobs);
-                        let failed = results.iter().filter(|r| r.is_err()).count();
-                        // a transformer that could not run says so in every forecast's notes
-                        let missing = results.iter().flatten().flat_map(|p| &p.notes).find(|n| {
-                            n.contains("transformer unavailable") || n.contains("transformer member left out")
-                        });
-                        (failed, missing.cloned())
-                    })
+        let handles: Vec<_> = data
+            .chunks(chunk)
+            .map(|part| {
+                let model = &model;
+                scope.spawn(move || {
+                    let jobs: Vec<forecast::Job> = part
+                        .iter()
+                        .map(|(t, y)| forecast::Job {
+                            t,
+                            y,
+                            step_s: args.step_seconds,
+                            horizon,
+                        })
+                        .collect();
+                    let results = model.forecast_batch(&jobs);
+                    let failed = results.iter().filter(|r| r.is_err()).count();
+                    // a transformer that could not run says so in every forecast's notes
+                    let missing = forecast::transformer::unavailable_note(results.iter().flatten());
+                    (failed, missing.map(str::to_string))
                 })
-                .collect();
+            })
+            .collect();
         handles
             .into_iter()
             .map(|h| h.join().expect("bench worker panicked"))

@@ -140,6 +140,12 @@ fn same_inputs_give_bit_identical_outputs_alone_or_batched() {
     let (t, y, step) = series(&cases[0]);
     let model = by_name("transformer").unwrap();
     let one = model.forecast(&t, &y, step, 6).unwrap();
+    assert_eq!(
+        actors::forecast::transformer::unavailable_note([&one]),
+        None,
+        "{:?}",
+        one.notes
+    );
     assert_eq!(one, model.forecast(&t, &y, step, 6).unwrap());
     let jobs: Vec<Job> = cases
         .iter()

@@ -2,7 +2,7 @@
 //! ensemble's forecast), say why in their notes, and nothing panics. Its own process: the
 //! runtime path is set to a file that does not exist before anything loads.
 
-use actors::forecast::transformer::runtime;
+use actors::forecast::transformer::{self, runtime};
 use actors::forecast::{Ensemble, Forecaster, Job, by_name};
 
 fn series() -> (Vec<i64>, Vec<f64>) {
@@ -31,6 +31,10 @@ fn a_missing_runtime_degrades_to_the_other_models_with_the_reason_in_the_notes()
         tf.notes
     );
     assert_eq!((&tf.p10, &tf.p50, &tf.p90), (&simple.p10, &simple.p50, &simple.p90));
+    // what backtest and bench print once
+    let note = transformer::unavailable_note([&tf, &simple]).unwrap();
+    assert!(note.contains("/nonexistent"));
+    assert_eq!(transformer::unavailable_note([&simple]), None);
 
     let ens = Ensemble::default().forecast(&t, &y, 300, 3).unwrap();
     assert!(

@@ -18,3 +18,13 @@ pub mod versions;
 
 pub use forecaster::{ModelChoice, Transformer};
 pub use runtime::{OnnxModel, TransformerError};
+
+/// The note of the first path saying that the transformer could not run (no runtime, a refused
+/// model), if any: what a command prints once instead of failing.
+pub fn unavailable_note<'a>(paths: impl IntoIterator<Item = &'a crate::forecast::QuantilePath>) -> Option<&'a str> {
+    paths
+        .into_iter()
+        .flat_map(|p| &p.notes)
+        .find(|n| n.contains("transformer unavailable") || n.contains("transformer member left out"))
+        .map(String::as_str)
+}
