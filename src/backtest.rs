@@ -59,7 +59,8 @@ struct Job {
     horizon: usize,
 }
 
-/// Forecasts every job from the history up to its origin, on all cores; results in job order.
+/// Forecasts every job from the history up to its origin, on all cores, each core's share as
+/// one batch (one inference for a model that batches); results in job order.
 fn run_jobs(model: &dyn Forecaster, s: &Series, jobs: &[Job]) -> anyhow::Result<Vec<QuantilePath>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
     let chunk = jobs.len().div_ceil(threads).max(1);
@@ -68,12 +69,20 @@ fn run_jobs(model: &dyn Forecaster, s: &Series, jobs: &[Job]) -> anyhow::Result<
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|j| {
-                            model
-                                .forecast(&s.t[..=j.origin], &s.y[..=j.origin], s.step_s, j.horizon)
-                                .with_context(|| format!("forecast at {}", series::format_time(s.t[j.origin])))
+                    let batch: Vec<forecast::Job> = part
+                        .iter()
+                        .map(|j| forecast::Job {
+                            t: &s.t[..=j.origin],
+                            y: &s.y[..=j.origin],
+                            step_s: s.step_s,
+                            horizon: j.horizon,
                         })
+                        .collect();
+                    model
+                        .forecast_batch(&batch)
+                        .into_iter()
+                        .zip(part)
+                        .map(|(r, j)| r.with_context(|| format!("forecast at {}", series::format_time(s.t[j.origin]))))
                         .collect()
                 })
             })
@@ -115,6 +124,9 @@ pub fn write_backtest(
         let started = Instant::now();
         let jobs: Vec<Job> = origins.iter().map(|&o| Job { origin: o, horizon: h }).collect();
         let paths = run_jobs(model, s, &jobs)?;
+        if let Some(note) = forecast::transformer::unavailable_note(&paths) {
+            eprintln!("{}: {note}", s.name);
+        }
         for (job, path) in jobs.iter().zip(&paths) {
             let o = s.t[job.origin];
             let origin = series::format_time(o);

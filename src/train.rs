@@ -1,6 +1,7 @@
-//! `train` (feature `ml`): trains a LightGBM version on a series, scores it on the most recent
-//! holdout window and offers it to the model registry in `models.model_dir` (blue-green: it
-//! becomes current only if it beats the current version on that window). The `ModelTrained`
+//! `train` (feature `ml`): trains a LightGBM version on a series — or, with `--model transformer
+//! --onnx FILE`, takes a retrained transformer (`scripts/transformer/`) — scores it on the most
+//! recent holdout window and offers it to the model registry in `models.model_dir` (blue-green:
+//! it becomes current only if it beats the current version on that window). The `ModelTrained`
 //! event that records the outcome is appended to the service's stream in the configured event
 //! store (`database.url`, the one `serve` uses), the read models are brought up to it, and it
 //! is printed as JSON.
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 use actors::forecast::models::training;
 use actors::forecast::registry::ModelRegistry;
+use actors::forecast::transformer::training as transformer_training;
 use actors::series;
 use anyhow::Context as _;
 use events::vocabulary::ModelTrained;
@@ -36,6 +38,13 @@ pub struct Args {
     /// Days at the end of the series held out for scoring.
     #[arg(long, default_value_t = 1.0)]
     pub holdout_days: f64,
+    /// The model to offer a version of: `lgbm` (trained here) or `transformer` (an ONNX file
+    /// trained by scripts/transformer/train.py, given with --onnx).
+    #[arg(long, default_value = training::LGBM)]
+    pub model: String,
+    /// The ONNX file to offer (with `--model transformer`).
+    #[arg(long)]
+    pub onnx: Option<PathBuf>,
 }
 
 /// What a `train` run did.
@@ -60,6 +69,7 @@ pub async fn run(args: &Args, settings: &Settings) -> anyhow::Result<Outcome> {
     anyhow::ensure!(horizon_minutes > 0.0, "the horizon must be at least one minute");
     let horizon = series::steps(horizon_minutes, s.step_s);
     let model_dir = args.model_dir.as_ref().unwrap_or(&settings.models.model_dir);
+    let onnx = onnx_bytes(args)?;
     for problem in unused_by_serve(args, settings, s.step_s) {
         eprintln!("train: note: {problem}");
     }
@@ -70,15 +80,27 @@ pub async fn run(args: &Args, settings: &Settings) -> anyhow::Result<Outcome> {
         .with_context(|| format!("connecting to {}", redact(url)))?;
 
     let registry = ModelRegistry::new(model_dir);
-    let trained = training::train_and_offer(
-        &registry,
-        &args.service,
-        &s.t,
-        &s.y,
-        s.step_s,
-        horizon,
-        args.holdout_days,
-    )?;
+    let trained = match onnx {
+        Some(bytes) => transformer_training::offer_onnx(
+            &registry,
+            &args.service,
+            &bytes,
+            &s.t,
+            &s.y,
+            s.step_s,
+            horizon,
+            args.holdout_days,
+        )?,
+        None => training::train_and_offer(
+            &registry,
+            &args.service,
+            &s.t,
+            &s.y,
+            s.step_s,
+            horizon,
+            args.holdout_days,
+        )?,
+    };
     let e = trained.event;
     let stream = streams::service(&args.service);
     let appended = backend
@@ -97,9 +119,10 @@ pub async fn run(args: &Args, settings: &Settings) -> anyhow::Result<Outcome> {
         .await
         .context("bringing the read models up to the log")?;
     eprintln!(
-        "{}: lgbm version {} holdout MAE {:.4} (current {}: {}) -> {}; recorded at log position {} of {stream} \
+        "{}: {} version {} holdout MAE {:.4} (current {}: {}) -> {}; recorded at log position {} of {stream} \
          in {} (read models at {head}); registry {}",
         s.name,
+        e.model,
         e.model_version,
         e.mae,
         e.previous_version.as_deref().unwrap_or("none"),
@@ -117,6 +140,23 @@ pub async fn run(args: &Args, settings: &Settings) -> anyhow::Result<Outcome> {
         event: e,
         position: appended.position,
     })
+}
+
+/// The ONNX file to offer with `--model transformer` (`None` for LightGBM), checked against the options.
+fn onnx_bytes(args: &Args) -> anyhow::Result<Option<Vec<u8>>> {
+    match (args.model.as_str(), &args.onnx) {
+        (training::LGBM, None) => Ok(None),
+        (transformer_training::TRANSFORMER, Some(path)) => std::fs::read(path)
+            .with_context(|| format!("reading {}", path.display()))
+            .map(Some),
+        (transformer_training::TRANSFORMER, None) => {
+            anyhow::bail!(
+                "--model transformer needs --onnx FILE (scripts/transformer/train.py and export.py write one)"
+            )
+        }
+        (training::LGBM, Some(_)) => anyhow::bail!("--onnx goes with --model transformer"),
+        (other, _) => anyhow::bail!("--model {other}: train offers `lgbm` or `transformer` versions"),
+    }
 }
 
 /// What the registry did with the version, in words.
@@ -141,14 +181,19 @@ fn unused_by_serve(args: &Args, settings: &Settings, step_s: i64) -> Vec<String>
             settings.service_names().join(", ")
         ));
     }
-    if settings.models.model != training::LGBM {
+    let runs = match args.model.as_str() {
+        training::LGBM => vec![training::LGBM],
+        _ => vec![transformer_training::TRANSFORMER, "ensemble"],
+    };
+    if !runs.contains(&settings.models.model.as_str()) {
         out.push(format!(
-            "models.model is `{}`: the forecast actor runs registry versions when it is `{}`",
+            "models.model is `{}`: the forecast actor runs {} registry versions when it is `{}`",
             settings.models.model,
-            training::LGBM
+            args.model,
+            runs.join("` or `")
         ));
     }
-    if settings.models.step_seconds != step_s {
+    if args.model == training::LGBM && settings.models.step_seconds != step_s {
         out.push(format!(
             "the series is every {step_s} s but models.step_seconds is {}: the forecast actor refuses a version \
              trained on another interval",

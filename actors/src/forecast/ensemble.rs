@@ -14,10 +14,16 @@
 //! at neighbouring leads move together, so the origins, not the residuals,
 //! are the independent draws. The history is bounded to what the replay
 //! needs, so the cost of a forecast does not grow with the length of the series.
+//!
+//! Besides the simple components, the transformer ([`super::transformer`]) is a member when
+//! its runtime and model load: its paths from every replay origin come from one batched
+//! inference and are weighted like any component's. Without it the ensemble says why in its
+//! notes; [`Ensemble::simple`] (`ensemble-simple`) leaves it out on purpose.
 
 use super::components::{self, Component, Ctx, PROFILE_WEEKS, last_finite};
 use super::conformal::{COVERAGE, conformal_levels, lead_quantiles};
 use super::grid::{regularize, validate};
+use super::transformer::{ModelChoice, member};
 use super::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
 
 /// Fewest replay origins for learnt weights; below it the model falls back.
@@ -29,16 +35,29 @@ const WEIGHT_POWER: f64 = 4.0;
 pub const INTERVAL_SCALE: f64 = 1.0;
 
 /// The ensemble forecaster (see the module doc).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Ensemble {
     /// Multiplies the distance of p10 and p90 from p50 (1 = the raw empirical quantiles).
     pub interval_scale: f64,
+    /// The transformer member's model; `None` leaves the member out.
+    pub transformer: Option<ModelChoice>,
 }
 
 impl Default for Ensemble {
     fn default() -> Self {
         Ensemble {
             interval_scale: INTERVAL_SCALE,
+            transformer: Some(ModelChoice::Shipped),
+        }
+    }
+}
+
+impl Ensemble {
+    /// The simple components only (`ensemble-simple`): no transformer member.
+    pub fn simple() -> Self {
+        Ensemble {
+            transformer: None,
+            ..Ensemble::default()
         }
     }
 }
@@ -72,7 +91,11 @@ impl ReplayPlan {
 
 impl Forecaster for Ensemble {
     fn name(&self) -> &'static str {
-        "ensemble"
+        if self.transformer.is_some() {
+            "ensemble"
+        } else {
+            "ensemble-simple"
+        }
     }
 
     fn forecast(&self, t: &[i64], y: &[f64], step_s: i64, horizon: usize) -> Result<QuantilePath, ForecastError> {
@@ -82,14 +105,7 @@ impl Forecaster for Ensemble {
         let plan = ReplayPlan::for_horizon(horizon, step_s);
         let max_len = horizon + plan.count * plan.stride + (PROFILE_WEEKS + 1) * week + day;
         let grid = regularize(t, y, step_s, max_len);
-        let mut notes = Vec::new();
-        if grid.missing + grid.non_finite + grid.filled > 0 {
-            notes.push(format!(
-                "history: {} gap points filled, {} missing, {} non-finite values dropped",
-                grid.filled, grid.missing, grid.non_finite
-            ));
-        }
-        notes.extend(grid.duplicate_note());
+        let mut notes = grid.history_notes();
         let (sums, counts) = components::running_sums(&grid.x);
         let ctx = Ctx {
             x: &grid.x,
@@ -140,7 +156,12 @@ impl Forecaster for Ensemble {
             ));
             fallback(ctx.x, horizon)
         } else {
-            self.combine(&ctx, &comps, &origins, o, horizon, &mut notes)
+            let member = self.transformer.as_ref().and_then(|m| {
+                member::paths(m, ctx.x, &origins, o, horizon, step_s)
+                    .map_err(|e| notes.push(format!("transformer member left out: {e}")))
+                    .ok()
+            });
+            self.combine(&ctx, &comps, &origins, o, horizon, member.as_deref(), &mut notes)
         };
         path.notes.splice(0..0, notes);
         finish(&mut path, grid.nonneg);
@@ -149,7 +170,9 @@ impl Forecaster for Ensemble {
 }
 
 impl Ensemble {
-    /// Replays the components on `origins`, weights them per lead, and forecasts from `o`.
+    /// Replays the components on `origins`, weights them per lead, and forecasts from `o`;
+    /// `member` holds the transformer's paths from `origins` and then `o` (see [`member::paths`]).
+    #[allow(clippy::too_many_arguments)]
     fn combine(
         &self,
         ctx: &Ctx,
@@ -157,9 +180,15 @@ impl Ensemble {
         origins: &[usize],
         o: usize,
         h: usize,
+        member: Option<&[f64]>,
         notes: &mut Vec<String>,
     ) -> QuantilePath {
-        let nc = comps.len();
+        let nc = comps.len() + usize::from(member.is_some());
+        let with_member = |j: usize, v: usize, block: &mut [f64]| {
+            if let Some(m) = member {
+                member_path(ctx.x, v, &m[j * h..(j + 1) * h], &mut block[comps.len() * h..]);
+            }
+        };
         let mut buf = Vec::new();
         // preds[(j * nc + c) * h + k]
         let mut preds = vec![0.0; origins.len() * nc * h];
@@ -168,6 +197,7 @@ impl Ensemble {
         for (j, &v) in origins.iter().enumerate() {
             let block = &mut preds[j * nc * h..(j + 1) * nc * h];
             component_paths(ctx, comps, v, h, block, &mut buf);
+            with_member(j, v, block);
             for k in 0..h {
                 let target = ctx.x[v + k + 1];
                 if !target.is_finite() {
@@ -202,6 +232,7 @@ impl Ensemble {
         }
         let mut now = vec![0.0; nc * h];
         component_paths(ctx, comps, o, h, &mut now, &mut buf);
+        with_member(origins.len(), o, &mut now);
         let p50: Vec<f64> = (0..h)
             .map(|k| (0..nc).map(|c| weights[k * nc + c] * now[c * h + k]).sum())
             .collect();
@@ -211,8 +242,8 @@ impl Ensemble {
         notes.push(format!(
             "{} replay origins; weights at lead 1: {}; at lead {h}: {}",
             origins.len(),
-            describe(comps, &weights[..nc]),
-            describe(comps, &weights[(h - 1) * nc..])
+            describe(comps, member.is_some(), &weights[..nc]),
+            describe(comps, member.is_some(), &weights[(h - 1) * nc..])
         ));
         QuantilePath {
             p10: p50.iter().zip(&q).map(|(m, (lo, _))| m + s * lo).collect(),
@@ -286,16 +317,28 @@ fn lead_weights(abs_sum: &[f64], count: &[usize], nc: usize, h: usize) -> Vec<f6
     w
 }
 
-/// "name 0.42, name 0.31" for the largest weights.
-fn describe(comps: &[Component], w: &[f64]) -> String {
-    let mut pairs: Vec<(Component, f64)> = comps.iter().copied().zip(w.iter().copied()).collect();
+/// "name 0.42, name 0.31" for the largest weights (the transformer member, if any, last).
+fn describe(comps: &[Component], member: bool, w: &[f64]) -> String {
+    let names = comps
+        .iter()
+        .map(|c| format!("{c:?}"))
+        .chain(member.then(|| "Transformer".to_string()));
+    let mut pairs: Vec<(String, f64)> = names.zip(w.iter().copied()).collect();
     pairs.sort_by(|a, b| b.1.total_cmp(&a.1));
     pairs
         .iter()
         .take(3)
-        .map(|(c, w)| format!("{c:?} {w:.2}"))
+        .map(|(c, w)| format!("{c} {w:.2}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The member's path from origin `v` into `out`, NaN replaced by the last value.
+fn member_path(x: &[f64], v: usize, path: &[f64], out: &mut [f64]) {
+    let last = last_finite(x, v);
+    for (o, p) in out.iter_mut().zip(path) {
+        *o = if p.is_finite() { *p } else { last };
+    }
 }
 
 /// Last value, with p10/p90 from the quantiles of past `k`-step changes: the cold-start

@@ -24,6 +24,20 @@ pub(crate) struct Grid {
 }
 
 impl Grid {
+    /// What a model reading this grid notes about its history: gaps and dropped values, then
+    /// folded duplicates (nothing for a clean history).
+    pub(crate) fn history_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.missing + self.non_finite + self.filled > 0 {
+            notes.push(format!(
+                "history: {} gap points filled, {} missing, {} non-finite values dropped",
+                self.filled, self.missing, self.non_finite
+            ));
+        }
+        notes.extend(self.duplicate_note());
+        notes
+    }
+
     /// The note a model adds when duplicated observations were folded, if any were.
     pub(crate) fn duplicate_note(&self) -> Option<String> {
         (self.duplicates > 0).then(|| {

@@ -6,8 +6,10 @@
 //! deterministic and read nothing but their arguments. Start with
 //! [`ensemble::Ensemble`] (the default), which combines the simple
 //! `components` with per-lead weights learnt on the tail of the history and
-//! takes its intervals from its own past errors ([`conformal`]);
-//! [`snaive::SeasonalNaive`] is the floor every model is measured against.
+//! takes its intervals from its own past errors ([`conformal`]), with the
+//! short-term [`transformer`] (an ONNX model served by ONNX Runtime) as one more
+//! member when its runtime loads; [`snaive::SeasonalNaive`] is the floor every
+//! model is measured against.
 
 pub mod actor;
 pub(crate) mod components;
@@ -21,6 +23,7 @@ pub mod registry;
 pub mod slot;
 pub mod snaive;
 pub mod state;
+pub mod transformer;
 pub mod window;
 
 #[cfg(test)]
@@ -91,6 +94,26 @@ pub trait Forecaster: Send + Sync {
     fn name(&self) -> &'static str;
     /// `t` (epoch seconds) and `y`: the history up to and including the origin, causal; `step_s` the series interval.
     fn forecast(&self, t: &[i64], y: &[f64], step_s: i64, horizon: usize) -> Result<QuantilePath, ForecastError>;
+    /// Forecasts several series (those due in a cycle) at once, results in job order; a model
+    /// that can batch (the transformer) runs one inference for all of them.
+    fn forecast_batch(&self, jobs: &[Job]) -> Vec<Result<QuantilePath, ForecastError>> {
+        jobs.iter()
+            .map(|j| self.forecast(j.t, j.y, j.step_s, j.horizon))
+            .collect()
+    }
+}
+
+/// One forecast of a batch: the history up to the origin, its interval and the horizon.
+#[derive(Debug, Clone, Copy)]
+pub struct Job<'a> {
+    /// Epoch seconds, sorted.
+    pub t: &'a [i64],
+    /// Values.
+    pub y: &'a [f64],
+    /// Series interval in seconds.
+    pub step_s: i64,
+    /// Leads to forecast.
+    pub horizon: usize,
 }
 
 /// The model used when none is named.
@@ -100,11 +123,21 @@ pub const DEFAULT_MODEL: &str = "ensemble";
 pub fn model_names() -> &'static [&'static str] {
     #[cfg(feature = "ml")]
     {
-        &["ensemble", "snaive", "ensemble-ml", "mstl", "ets", "prophet", "lgbm"]
+        &[
+            "ensemble",
+            "snaive",
+            "transformer",
+            "ensemble-simple",
+            "ensemble-ml",
+            "mstl",
+            "ets",
+            "prophet",
+            "lgbm",
+        ]
     }
     #[cfg(not(feature = "ml"))]
     {
-        &["ensemble", "snaive"]
+        &["ensemble", "snaive", "transformer", "ensemble-simple"]
     }
 }
 
@@ -113,6 +146,8 @@ pub fn by_name(name: &str) -> Option<Box<dyn Forecaster>> {
     match name {
         "ensemble" => Some(Box::new(Ensemble::default())),
         "snaive" => Some(Box::new(SeasonalNaive)),
+        "transformer" => Some(Box::new(transformer::Transformer::default())),
+        "ensemble-simple" => Some(Box::new(Ensemble::simple())),
         #[cfg(feature = "ml")]
         "ensemble-ml" => Some(Box::new(models::combiner::Combiner::default())),
         #[cfg(feature = "ml")]

@@ -7,6 +7,7 @@
 //! <root>/<service>/<model>/<version>/meta.json    ModelMeta (feature-set hash, windows, metrics)
 //! <root>/<service>/<model>/<version>/model.txt    the artifact (LightGBM's model string as JSON,
 //!                                                 other models their parameters as JSON)
+//! <root>/<service>/<model>/<version>/model.onnx   a binary artifact (the transformer's ONNX file)
 //! <root>/<service>/<model>/CURRENT                the current version's id
 //! ```
 //!
@@ -22,6 +23,10 @@ use serde::{Deserialize, Serialize};
 
 /// Where models go when the configuration names no folder.
 pub const DEFAULT_MODEL_DIR: &str = "data/models";
+/// File name of a text artifact.
+pub const TEXT_FILE: &str = "model.txt";
+/// File name of an ONNX artifact.
+pub const ONNX_FILE: &str = "model.onnx";
 
 /// Scores of a model on a holdout window (rolling origins, every lead).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
@@ -192,20 +197,40 @@ impl ModelRegistry {
         format!("v{:016x}", super::features::fnv1a64(text.as_bytes()))
     }
 
-    /// Stores a version (metadata and artifact) without making it current.
+    /// Stores a version (metadata and text artifact) without making it current.
     pub fn save(&self, meta: &ModelMeta, artifact: &str) -> Result<(), RegistryError> {
+        self.save_file(meta, TEXT_FILE, artifact.as_bytes())
+    }
+
+    /// Stores a version with its artifact in `file` (e.g. [`ONNX_FILE`]) without making it current.
+    pub fn save_file(&self, meta: &ModelMeta, file: &str, artifact: &[u8]) -> Result<(), RegistryError> {
         let dir = self.model_dir(&meta.service, &meta.model)?.join(safe(&meta.version)?);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let json = serde_json::to_vec_pretty(meta).map_err(|source| RegistryError::Json {
             path: dir.join("meta.json"),
             source,
         })?;
-        write_atomic(&dir.join("model.txt"), artifact.as_bytes())?;
+        write_atomic(&dir.join(safe(file)?), artifact)?;
         write_atomic(&dir.join("meta.json"), &json)
     }
 
-    /// Loads a stored version.
+    /// Loads a stored version with its text artifact.
     pub fn load(&self, service: &str, model: &str, version: &str) -> Result<(ModelMeta, String), RegistryError> {
+        let (meta, bytes) = self.load_file(service, model, version, TEXT_FILE)?;
+        let path = self.model_dir(service, model)?.join(version).join(TEXT_FILE);
+        let text =
+            String::from_utf8(bytes).map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        Ok((meta, text))
+    }
+
+    /// Loads a stored version with its artifact from `file`.
+    pub fn load_file(
+        &self,
+        service: &str,
+        model: &str,
+        version: &str,
+        file: &str,
+    ) -> Result<(ModelMeta, Vec<u8>), RegistryError> {
         let dir = self.model_dir(service, model)?.join(safe(version)?);
         let meta_path = dir.join("meta.json");
         let text = std::fs::read_to_string(&meta_path).map_err(io(&meta_path))?;
@@ -213,8 +238,8 @@ impl ModelRegistry {
             path: meta_path.clone(),
             source,
         })?;
-        let art_path = dir.join("model.txt");
-        let artifact = std::fs::read_to_string(&art_path).map_err(io(&art_path))?;
+        let art_path = dir.join(safe(file)?);
+        let artifact = std::fs::read(&art_path).map_err(io(&art_path))?;
         Ok((meta, artifact))
     }
 
@@ -257,8 +282,26 @@ impl ModelRegistry {
         artifact: &str,
         score_current: impl FnOnce(&ModelMeta, &str) -> HoldoutMetrics,
     ) -> Result<Offer, RegistryError> {
-        self.save(&meta, artifact)?;
-        let previous = match self.current(&meta.service, &meta.model)? {
+        self.offer_file(meta, TEXT_FILE, artifact.as_bytes(), |m, bytes| {
+            score_current(m, &String::from_utf8_lossy(bytes))
+        })
+    }
+
+    /// [`offer`](Self::offer) for an artifact kept in `file` (the current version's artifact
+    /// is read from the same file name).
+    pub fn offer_file(
+        &self,
+        meta: ModelMeta,
+        file: &str,
+        artifact: &[u8],
+        score_current: impl FnOnce(&ModelMeta, &[u8]) -> HoldoutMetrics,
+    ) -> Result<Offer, RegistryError> {
+        self.save_file(&meta, file, artifact)?;
+        let current = match self.current_version(&meta.service, &meta.model)? {
+            Some(v) => Some(self.load_file(&meta.service, &meta.model, &v, file)?),
+            None => None,
+        };
+        let previous = match current {
             Some((cur, _)) if cur.version == meta.version => {
                 return Ok(Offer {
                     meta,

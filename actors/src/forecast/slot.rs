@@ -15,7 +15,6 @@ pub struct ModelSlot {
     pub version: Option<String>,
     registry: Option<ModelRegistry>,
     /// The registry's current version id when last looked at (used or refused).
-    #[cfg_attr(not(feature = "ml"), allow(dead_code))]
     seen: Option<String>,
 }
 
@@ -62,13 +61,52 @@ impl ModelSlot {
 
     /// Loads the registry's current version when it changed since the last look (or always,
     /// with `force`); on error keeps the model in use. Models that are not trained ahead
-    /// (everything but `lgbm`) ignore the registry.
+    /// (everything but `lgbm`, `transformer` and the ensemble that holds it) ignore the registry.
     pub fn refresh(&mut self, service: &str, settings: &ForecastSettings, force: bool) {
         let Some(reg) = self.registry.clone() else { return };
         #[cfg(feature = "ml")]
         self.refresh_from(&reg, service, settings, force);
-        #[cfg(not(feature = "ml"))]
-        let _ = (reg, service, settings, force);
+        self.refresh_transformer(&reg, service, settings, force);
+    }
+
+    /// The registry's current transformer version for `transformer` (alone) or `ensemble`
+    /// (as its member).
+    fn refresh_transformer(&mut self, reg: &ModelRegistry, service: &str, settings: &ForecastSettings, force: bool) {
+        use super::transformer::{ModelChoice, Transformer, versions};
+        let name = settings.model.as_str();
+        if name != "transformer" && name != "ensemble" {
+            return;
+        }
+        let current = reg.current_version(service, versions::TRANSFORMER).ok().flatten();
+        if !force && current == self.seen {
+            return;
+        }
+        self.seen = current;
+        match versions::current(reg, service) {
+            Ok(Some((version, m))) => {
+                tracing::info!(%service, %version, "forecast: using transformer registry version");
+                let m = ModelChoice::Loaded(m);
+                self.model = if name == "transformer" {
+                    Arc::new(Transformer { model: m })
+                } else {
+                    Arc::new(super::Ensemble {
+                        transformer: Some(m),
+                        ..Default::default()
+                    })
+                };
+                self.version = Some(version);
+            }
+            Ok(None) => {
+                if self.version.take().is_some()
+                    && let Some(m) = by_name(name)
+                {
+                    self.model = Arc::from(m);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "transformer registry version not usable; keeping the model in use")
+            }
+        }
     }
 
     #[cfg(feature = "ml")]

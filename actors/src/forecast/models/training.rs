@@ -6,7 +6,7 @@ use events::vocabulary::ModelTrained;
 
 use super::lgbm::{self, LgbmArtifact};
 use super::{fallback, prepare};
-use crate::forecast::registry::{HoldoutMetrics, ModelMeta, ModelRegistry, RegistryError};
+use crate::forecast::registry::{HoldoutMetrics, ModelMeta, ModelRegistry, Offer, RegistryError};
 use crate::forecast::{ForecastError, Forecaster, QuantilePath, finish, steps_of};
 
 /// The model name LightGBM versions are stored under.
@@ -158,23 +158,52 @@ pub fn train_and_offer(
     };
     let mut score_err = None;
     let offer = registry.offer(meta, &text, |cur, art| {
-        match FrozenLgbm::from_artifact(&cur.version, art) {
-            Ok(old) => score_holdout(&old, &grid_t, &p.x, step_s, horizon, end + 1).unwrap_or_else(|e| {
-                score_err = Some(e);
-                HoldoutMetrics::default()
-            }),
-            // an unreadable current version loses to any scored one
-            Err(_) => HoldoutMetrics::default(),
-        }
+        score_current(FrozenLgbm::from_artifact(&cur.version, art), &mut score_err, |old| {
+            score_holdout(&old, &grid_t, &p.x, step_s, horizon, end + 1)
+        })
     })?;
+    recorded(offer, score_err, horizon as i64 * step_s / 60)
+}
+
+/// The current version's score on the new holdout window: an unloadable current version loses
+/// to any scored one; a scoring error is kept in `err` (the offer then fails with it).
+pub(crate) fn score_current<M, E>(
+    loaded: Result<M, E>,
+    err: &mut Option<ForecastError>,
+    score: impl FnOnce(M) -> Result<HoldoutMetrics, ForecastError>,
+) -> HoldoutMetrics {
+    match loaded.map(score) {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => {
+            *err = Some(e);
+            HoldoutMetrics::default()
+        }
+        Err(_) => HoldoutMetrics::default(),
+    }
+}
+
+/// What an offer did, with its `ModelTrained` event, or the error scoring the current version met.
+pub(crate) fn recorded(
+    offer: Offer,
+    score_err: Option<ForecastError>,
+    horizon_minutes: i64,
+) -> Result<Trained, TrainError> {
     if let Some(e) = score_err {
         return Err(e.into());
     }
+    Ok(Trained {
+        event: trained_event(&offer, horizon_minutes),
+        meta: offer.meta,
+    })
+}
+
+/// The `ModelTrained` event that records an offer (`horizon_minutes`: the scored horizon).
+pub(crate) fn trained_event(offer: &Offer, horizon_minutes: i64) -> ModelTrained {
     let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap_or_default();
     let m = &offer.meta;
-    let event = ModelTrained {
-        service: service.to_string(),
-        model: LGBM.to_string(),
+    ModelTrained {
+        service: m.service.clone(),
+        model: m.model.clone(),
         model_version: m.version.clone(),
         previous_version: offer.previous.as_ref().map(|(v, _)| v.clone()),
         feature_set_hash: m.feature_set_hash.clone(),
@@ -182,7 +211,7 @@ pub fn train_and_offer(
         trained_to: at(m.trained_to),
         holdout_start: at(m.holdout_start),
         holdout_end: at(m.holdout_end),
-        horizon_minutes: (horizon as i64 * step_s) / 60,
+        horizon_minutes,
         mae: m.metrics.mae,
         mape: m.metrics.mape,
         rmse: m.metrics.rmse,
@@ -191,11 +220,7 @@ pub fn train_and_offer(
         previous_mae: offer.previous.as_ref().map(|(_, s)| s.mae),
         promoted: offer.promoted,
         points: m.metrics.points,
-    };
-    Ok(Trained {
-        event,
-        meta: offer.meta,
-    })
+    }
 }
 
 #[cfg(test)]
